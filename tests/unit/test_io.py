@@ -1,0 +1,130 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ultrabones.errors import InputDataError
+from ultrabones.io.calibration import read_calibration, write_calibration
+from ultrabones.io.markers import read_marker_ini, write_marker_ini
+from ultrabones.io.png import read_png, write_png
+from ultrabones.io.record import open_record, read_poses_table
+from ultrabones.io.stl import read_stl, write_stl
+from ultrabones.io.tracker import (
+    MarkerStream,
+    read_tracker_stream,
+    write_tracker_stream,
+)
+from ultrabones.transforms import matrix_from_params
+
+POSES = "timestamp,space_factor,x,y,z,euler_x,euler_y,euler_z\n"
+
+
+def test_stl_roundtrip(tmp_path):
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    f = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]])
+    write_stl(tmp_path / "t.stl", v, f)
+    v2, f2 = read_stl(tmp_path / "t.stl")
+    np.testing.assert_allclose(
+        np.sort(v2[f2].reshape(-1, 3), axis=0), np.sort(v[f].reshape(-1, 3), axis=0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "shorter"),
+        (b"x" * 80 + np.uint32(0).tobytes(), "no triangles"),
+        (b"x" * 80 + np.uint32(5).tobytes() + b"\0" * 10, "truncated"),
+    ],
+)
+def test_stl_errors_name_file(tmp_path, content, match):
+    p = tmp_path / "bad.stl"
+    p.write_bytes(content)
+    with pytest.raises(InputDataError, match=f"bad.stl.*{match}"):
+        read_stl(p)
+
+
+def test_png_roundtrip_and_corrupt(tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (7, 9), dtype=np.uint8)
+    write_png(tmp_path / "a.png", img)
+    np.testing.assert_array_equal(read_png(tmp_path / "a.png"), img)
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    with pytest.raises(InputDataError, match="b.png.*decode"):
+        read_png(tmp_path / "b.png")
+
+
+def test_poses_duplicate_timestamp_names_line(tmp_path):
+    p = tmp_path / "sweep_initial.csv"
+    p.write_text(POSES + "1,0.05,0,0,0,0,0,0\n1,0.05,0,0,0,0,0,0\n")
+    with pytest.raises(InputDataError, match="line 3: duplicate timestamp"):
+        read_poses_table(p)
+
+
+def test_poses_non_increasing_timestamp(tmp_path):
+    p = tmp_path / "sweep_initial.csv"
+    p.write_text(POSES + "5,0.05,0,0,0,0,0,0\n3,0.05,0,0,0,0,0,0\n")
+    with pytest.raises(InputDataError, match="line 3: non-increasing"):
+        read_poses_table(p)
+
+
+def test_poses_nan_row_becomes_invalid_pose(tmp_path):
+    p = tmp_path / "sweep_initial.csv"
+    p.write_text(POSES + "1,0.05,0,0,0,0,0,0\n2,0.05,nan,0,0,0,0,0\n")
+    df = read_poses_table(p)
+    assert df["status"].tolist() == ["ok", "invalid_pose"]
+
+
+def test_poses_missing_column(tmp_path):
+    p = tmp_path / "sweep_initial.csv"
+    p.write_text("timestamp,x\n1,2\n")
+    with pytest.raises(InputDataError, match="lacks column"):
+        read_poses_table(p)
+
+
+def test_calibration_roundtrip_and_missing_key(tmp_path, real_sample):
+    cal = read_calibration(real_sample / "calibration.yaml")
+    write_calibration(tmp_path / "c.yaml", cal)
+    again = read_calibration(tmp_path / "c.yaml")
+    np.testing.assert_allclose(again.probe_from_image, cal.probe_from_image, atol=1e-7)
+    text = (
+        (real_sample / "calibration.yaml")
+        .read_text()
+        .replace("pixel_spacing_mm", "spacing")
+    )
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(InputDataError, match="bad.yaml.*pixel_spacing_mm"):
+        read_calibration(tmp_path / "bad.yaml")
+
+
+def test_real_record_marks_rows_without_images(real_sample):
+    rec = open_record(real_sample)
+    counts = rec.poses["status"].value_counts()
+    assert counts["ok"] == 222 and counts["no_image"] == 888
+    assert rec.calibration.shape == (811, 950)
+
+
+def test_marker_ini_roundtrip(tmp_path):
+    fid = np.array([[0, 0, 0], [50, 0, 0], [0, 40, 0], [20, 20, 10.5]])
+    write_marker_ini(tmp_path / "m.ini", 1000, fid)
+    mid, got = read_marker_ini(tmp_path / "m.ini")
+    assert mid == 1000
+    np.testing.assert_allclose(got, fid)
+    (tmp_path / "bad.ini").write_text("[geometry]\ncount=4\nid=1\n")
+    with pytest.raises(InputDataError, match="bad.ini"):
+        read_marker_ini(tmp_path / "bad.ini")
+
+
+def test_tracker_roundtrip_and_errors(tmp_path):
+    t = np.array([0, 17, 33])
+    T = matrix_from_params([[0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [2, 2, 2, 2, 2, 2]])
+    vis = np.array([True, False, True])
+    write_tracker_stream(tmp_path / "tr.csv", {"probe": MarkerStream(t, T, vis)})
+    s = read_tracker_stream(tmp_path / "tr.csv")["probe"]
+    np.testing.assert_array_equal(s.visible, vis)
+    np.testing.assert_allclose(s.tracker_from_marker[vis], T[vis], atol=1e-8)
+    df = pd.read_csv(tmp_path / "tr.csv")
+    df.loc[1, "marker"] = np.nan
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(
+        InputDataError, match="bad.csv line 3: tracking row without a marker"
+    ):
+        read_tracker_stream(tmp_path / "bad.csv")

@@ -1,0 +1,1 @@
+"""Label engine: objective, refinement, physics filter and labels for one frame."""

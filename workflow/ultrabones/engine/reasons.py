@@ -1,0 +1,47 @@
+"""Per-frame status and reason codes: the one list the stores and reject statistics use.
+
+A frame is either kept (reason ``ok``) or rejected with exactly one reason. The codes
+are stable identifiers written into stores and tables; extend the list here, never
+with free text elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["DISCARD_REASONS", "Reason", "is_discard"]
+
+
+class Reason(enum.StrEnum):
+    """Why a frame is not in the release (or ``OK`` when it is)."""
+
+    OK = "ok"
+    #: Mean probe-fiducial correction of the refinement exceeds the bound (1 mm).
+    CORRECTION_TOO_LARGE = "correction_too_large"
+    #: No bone surface near the image plane at the initial pose.
+    NO_BONE_IN_VIEW = "no_bone_in_view"
+    #: Too few pixels in the CT/image intersection to refine reliably.
+    TOO_FEW_INTERSECTION_PIXELS = "too_few_intersection_pixels"
+    #: The image is too dark near the bone to carry an echo (no evidence to align to).
+    NO_BONE_ECHO = "no_bone_echo"
+    #: Frame time outside the tracker coverage or inside a long dropout.
+    NO_TRACKING = "no_tracking"
+    #: The poses table has a row but no image file exists for it.
+    NO_IMAGE = "no_image"
+    #: The image file exists but cannot be decoded.
+    UNREADABLE_IMAGE = "unreadable_image"
+    #: The image does not have the calibrated size.
+    WRONG_IMAGE_SIZE = "wrong_image_size"
+    #: The pose is NaN, not rigid or otherwise unusable.
+    INVALID_POSE = "invalid_pose"
+    #: The engine raised on this frame (logged with the traceback); never silent.
+    ENGINE_ERROR = "engine_error"
+
+
+#: Reasons that count as discards among frames that have an image.
+DISCARD_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.NO_IMAGE))
+
+
+def is_discard(reason: str) -> bool:
+    """Return True when ``reason`` discards a frame that has an image."""
+    return Reason(reason) in DISCARD_REASONS

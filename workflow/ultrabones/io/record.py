@@ -1,0 +1,193 @@
+"""The public record layout: one sweep folder as the UltraBones100k sample ships it.
+
+::
+
+    <record>/
+        UltrasoundImages/<timestamp>.png   8-bit frames (may cover only some rows)
+        CT_models/*.stl                    bone surfaces, CT frame, mm
+        sweep_initial.csv                  a row per frame: timestamp, spacing, pose
+        calibration.yaml                   T_US<-I, pixel spacing, probe fiducials
+
+A poses table written by ``ultrabones poses`` has the same columns plus ``status`` and
+``image``, so a poses folder is read exactly like a real record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..engine.reasons import Reason
+from ..errors import InputDataError
+from ..transforms import POSE_COLUMNS, matrix_from_params
+from .calibration import Calibration, read_calibration
+
+__all__ = [
+    "POSES_COLUMNS",
+    "Record",
+    "open_record",
+    "read_poses_table",
+    "write_poses_table",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``sweep_initial.csv``, in order.
+POSES_COLUMNS = ("timestamp", "space_factor", *POSE_COLUMNS)
+IMAGES_DIR = "UltrasoundImages"
+MODELS_DIR = "CT_models"
+POSES_FILE = "sweep_initial.csv"
+CALIBRATION_FILE = "calibration.yaml"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One sweep in the public layout.
+
+    Attributes
+    ----------
+    root : Path
+    poses : DataFrame
+        One row per frame: ``timestamp`` (int64 ms), ``space_factor``, pose columns,
+        ``status`` (a reason code) and ``image`` (file name, or "" when absent).
+    calibration : Calibration
+    bone_paths : dict of str to Path
+        Bone name (file stem) to STL path, sorted by name.
+    """
+
+    root: Path
+    poses: pd.DataFrame
+    calibration: Calibration
+    bone_paths: dict
+
+    def image_path(self, timestamp: int) -> Path:
+        """Path of the frame image of ``timestamp`` (it may not exist)."""
+        return self.root / IMAGES_DIR / f"{int(timestamp)}.png"
+
+    def ct_from_probe(self) -> np.ndarray:
+        """Per-row T_CT<-US as ``(n_rows, 4, 4)``; invalid rows hold NaN."""
+        return matrix_from_params(self.poses[list(POSE_COLUMNS)].to_numpy(float))
+
+
+def read_poses_table(path: str | Path) -> pd.DataFrame:
+    """Read and check a poses table (``sweep_initial.csv`` or our ``poses.csv``).
+
+    Fatal problems (missing columns, non-integer, duplicate or non-increasing
+    timestamps) raise; rows with NaN or unusable poses get status ``invalid_pose`` and
+    are logged, so the rest of the sweep goes on.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file and the offending line (1 = header).
+    """
+    path = Path(path)
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise InputDataError(f"{path}: cannot read poses table ({err})") from err
+    missing = [c for c in POSES_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputDataError(
+            f"{path}: poses table lacks column(s) {', '.join(missing)}"
+        )
+    if df.empty:
+        raise InputDataError(f"{path}: poses table has no rows")
+    df = df.copy()
+    df["timestamp"] = _integer_timestamps(path, df["timestamp"])
+    _check_increasing(path, df["timestamp"].to_numpy())
+    for col in POSES_COLUMNS[1:]:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
+    if "status" not in df.columns:
+        df["status"] = Reason.OK.value
+    df["status"] = df["status"].fillna(Reason.OK.value).astype(str)
+    if "image" not in df.columns:
+        df["image"] = ""
+    df["image"] = df["image"].fillna("").astype(str)
+    bad = ~np.isfinite(df[list(POSES_COLUMNS[1:])].to_numpy()).all(axis=1)
+    bad &= df["status"].to_numpy() == Reason.OK.value
+    for i in np.flatnonzero(bad):
+        log.warning(
+            "%s line %d: pose is not finite; frame marked invalid_pose", path, i + 2
+        )
+    df.loc[bad, "status"] = Reason.INVALID_POSE.value
+    return df.reset_index(drop=True)
+
+
+def _integer_timestamps(path: Path, column: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputDataError(
+            f"{path} line {i + 2}: timestamp must be an integer (ms), "
+            f"got {column.iloc[i]!r}"
+        )
+    return values.astype(np.int64)
+
+
+def _check_increasing(path: Path, stamps: np.ndarray) -> None:
+    step = np.diff(stamps)
+    if np.any(step <= 0):
+        i = int(np.flatnonzero(step <= 0)[0]) + 1
+        kind = "duplicate" if step[i - 1] == 0 else "non-increasing"
+        raise InputDataError(
+            f"{path} line {i + 2}: {kind} timestamp {stamps[i]} after {stamps[i - 1]}"
+        )
+
+
+def write_poses_table(path: str | Path, poses: pd.DataFrame) -> None:
+    """Write a poses table as CSV or Parquet (by suffix), full float precision."""
+    path = Path(path)
+    cols = [*POSES_COLUMNS, *(c for c in ("status", "image") if c in poses.columns)]
+    table = poses[cols]
+    if path.suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    else:
+        table.to_csv(path, index=False, float_format="%.17g")
+
+
+def open_record(root: str | Path) -> Record:
+    """Open a folder in the public record layout and mark rows without images.
+
+    Raises
+    ------
+    InputDataError
+        If the folder, its poses table, calibration or bone models are missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputDataError(f"{root}: record folder not found")
+    poses = read_poses_table(root / POSES_FILE)
+    calibration = read_calibration(root / CALIBRATION_FILE)
+    models = root / MODELS_DIR
+    bone_paths = (
+        {p.stem: p for p in sorted(models.glob("*.stl"))} if models.is_dir() else {}
+    )
+    if not bone_paths:
+        raise InputDataError(f"{models}: no bone models (*.stl) found")
+    _mark_images(root, poses)
+    return Record(root, poses, calibration, bone_paths)
+
+
+def _mark_images(root: Path, poses: pd.DataFrame) -> None:
+    images = root / IMAGES_DIR
+    present = {p.name for p in images.glob("*.png")} if images.is_dir() else set()
+    names = [f"{int(t)}.png" for t in poses["timestamp"]]
+    has = np.array([n in present for n in names], dtype=bool)
+    poses["image"] = np.where(has, names, "")
+    lacking = (~has) & (poses["status"].to_numpy() == Reason.OK.value)
+    poses.loc[lacking, "status"] = Reason.NO_IMAGE.value
+    if lacking.any():
+        stamps = poses.loc[lacking, "timestamp"].to_numpy()
+        log.info(
+            "%s: %d of %d rows have no image (first stamps: %s)",
+            root,
+            lacking.sum(),
+            len(poses),
+            ", ".join(map(str, stamps[:10])),
+        )
