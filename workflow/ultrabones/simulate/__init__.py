@@ -1,0 +1,1 @@
+"""Simulator of tracked-ultrasound cadaver cohorts with ground truth (issue 3)."""
