@@ -1,0 +1,127 @@
+"""``ultrabones calibrate RECORDING``: probe calibration T_US<-I and lag (Z-phantom)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    """Register the ``calibrate`` subcommand."""
+    p = sub.add_parser(
+        "calibrate",
+        help="spatio-temporal probe calibration from a Z-phantom recording",
+        description="Grid search of the lag dt on [-300, 0) ms (0.1 ms) with a "
+        "least-squares T_US<-I per lag; see docs/calibration.md.",
+    )
+    p.add_argument("recording", help="<cohort>/calibration/<recording> folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--max-gap-ms",
+        type=float,
+        default=50.0,
+        help="frames whose lag window meets a longer tracker dropout are left out (ms)",
+    )
+    p.add_argument(
+        "--refine-window-ms",
+        type=float,
+        default=0.0,
+        help="pick the grid lag nearest the vertex of a parabola fitted to the "
+        "squared residual within this window around the minimum (ms); default 0: "
+        "the grid lag of least localisation error (paper)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Calibrate, write calibration.yaml and the error curve, print the summary."""
+    from ..calibrate import calibrate_recording
+    from ..io.phantom import read_phantom_recording, write_error_curve
+    from ..io.png import read_png
+
+    recording = read_phantom_recording(args.recording)
+    images = ((t, read_png(p)) for t, p in recording.image_paths.items())
+    start = time.perf_counter()
+    result = calibrate_recording(
+        recording,
+        images,
+        max_gap_ms=args.max_gap_ms,
+        refine_window_ms=args.refine_window_ms,
+    )
+    seconds = time.perf_counter() - start
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_calibration(out / "calibration.yaml", recording, result)
+    curve = result.curve
+    write_error_curve(
+        out / "error_curve",
+        curve.dt_ms,
+        {
+            "localization_error_mm": curve.localization_error_mm,
+            "residual_mm": curve.residual_mm,
+        },
+        best_dt_ms=result.dt_ms,
+    )
+    summary = _summary(result, seconds, Path(args.recording))
+    print(json.dumps(summary, indent=2) if args.json else _text(summary))
+    return 0
+
+
+def _write_calibration(path, recording, result) -> None:
+    from ..io.calibration import Calibration, write_calibration
+
+    extra = {
+        "dt_ms": result.dt_ms,
+        "localization_error_mm": result.localization_error_mm,
+        "residual_mm": result.residual_mm,
+    }
+    calibration = Calibration(
+        result.probe_from_image,
+        recording.device.pixel_spacing_mm,
+        recording.device.image_size_px,
+        recording.probe_marker_fiducials_mm,
+        extra,
+    )
+    write_calibration(
+        path, calibration, comment=f"ultrabones calibrate {recording.root}"
+    )
+
+
+def _summary(result, seconds: float, recording: Path) -> dict:
+    curve = result.curve
+    summary = {
+        "dt_ms": round(result.dt_ms, 3),
+        "grid_minimum_dt_ms": round(float(curve.dt_ms[curve.best]), 3),
+        "localization_error_mm": round(result.localization_error_mm, 4),
+        "residual_mm": round(result.residual_mm, 4),
+        "frames": result.n_frames,
+        "points": result.n_points,
+        "candidates": int(result.curve.dt_ms.size),
+        "grid_seconds": round(result.grid_seconds, 2),
+        "seconds": round(seconds, 2),
+    }
+    truth = recording.parent.parent / "truth" / "calibration.yaml"
+    if truth.is_file():
+        summary.update(_truth_errors(result, truth))
+    return summary
+
+
+def _truth_errors(result, truth_path) -> dict:
+    import numpy as np
+
+    from ..io.calibration import read_calibration
+    from ..transforms import invert_rigid, rotation_angle_deg
+
+    truth = read_calibration(truth_path)
+    delta = invert_rigid(truth.probe_from_image) @ result.probe_from_image
+    return {
+        "dt_error_ms": round(result.dt_ms - truth.dt_ms, 3),
+        "rotation_error_deg": round(float(rotation_angle_deg(delta)), 4),
+        "translation_error_mm": round(float(np.linalg.norm(delta[:3, 3])), 4),
+    }
+
+
+def _text(summary: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in summary.items())
