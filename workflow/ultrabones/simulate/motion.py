@@ -1,0 +1,192 @@
+"""Probe paths over the bones, tracker streams and the acquisition error model.
+
+The image plane is transverse to the bone (as in the real sample: both image axes are
+nearly perpendicular to the fibula axis), the probe sits on the skin a few cm above
+the bone and moves along it and back at about 10 mm/s with slow tilts and wobble.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from ..io.tracker import MarkerStream
+from ..transforms import fit_rigid, interpolate_rigid, invert_rigid, matrix_from_params
+
+__all__ = ["ERROR_MODELS", "ErrorModel", "ProbePath", "draw_path", "tracker_streams"]
+
+IMAGE_PERIOD_MS = 88
+TRACKER_HZ = 60.0
+_SPEED_MM_S = 10.0
+_STANDOFF_MM = 80.0
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """Acquisition error sources of a sweep (see docs/simulator.md).
+
+    Attributes
+    ----------
+    jitter_mm, jitter_deg : float
+        White tracker noise per sample and marker, per axis.
+    dropouts : int
+        Dropout bursts per marker stream (2 to 6 samples each).
+    calib_mm, calib_deg : float
+        Per-axis SD of the error of the calibration used for the record (per specimen).
+    lag_offset_ms, lag_drift_ms : float
+        SD of the lag estimate's constant error, amplitude of its slow drift.
+    sphere_noise_mm, voxel_mm : float
+        Segmentation noise and voxel size of the CT fiducial spheres.
+    sphere_shift_mm : float
+        Per-axis SD of each segmented sphere's displacement (streak and partial-volume
+        artefacts of the metal-free spheres; what makes the registration err).
+    """
+
+    jitter_mm: float
+    jitter_deg: float
+    dropouts: int
+    calib_mm: float
+    calib_deg: float
+    lag_offset_ms: float
+    lag_drift_ms: float
+    sphere_noise_mm: float
+    voxel_mm: float
+    sphere_shift_mm: float
+
+    @property
+    def exact(self) -> bool:
+        """True when every source is off (record poses are then the truth)."""
+        return not any(getattr(self, f) for f in self.__dataclass_fields__)
+
+
+ERROR_MODELS = {
+    "paper": ErrorModel(0.12, 0.03, 3, 0.45, 0.3, 4.0, 6.0, 0.15, 0.5, 0.12),
+    "none": ErrorModel(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class ProbePath:
+    """Smooth true pose of the image plane over tracker time.
+
+    Attributes
+    ----------
+    knots_ms : ndarray of shape (k,)
+    ct_from_image : ndarray of shape (k, 4, 4)
+        Dense samples, interpolated (slerp) at query times.
+    """
+
+    knots_ms: np.ndarray
+    ct_from_image: np.ndarray
+
+    def at(self, t_ms) -> np.ndarray:
+        """Return ct_from_image at tracker times ``t_ms`` (m, 4, 4)."""
+        return interpolate_rigid(self.knots_ms, self.ct_from_image, t_ms)
+
+
+def _smooth_noise(rng, n: int, scale: float, width: float) -> np.ndarray:
+    x = gaussian_filter1d(rng.normal(size=n + 200), width, mode="wrap")[100:-100]
+    # The SD of Gaussian-filtered white noise, not the sample's: short paths would
+    # otherwise blow a nearly constant segment up to a large offset.
+    return scale * x * np.sqrt(2 * np.sqrt(np.pi) * width)
+
+
+def draw_path(
+    rng,
+    *,
+    scene,
+    ct_from_leg,
+    start_leg,
+    end_leg,
+    look_leg,
+    duration_ms: float,
+    width_mm: float,
+) -> ProbePath:
+    """Draw a forward-and-back probe path along a bone segment.
+
+    Parameters
+    ----------
+    start_leg, end_leg : ndarray of shape (3,)
+        Ends of the scanned segment of the bone axis, leg frame, mm.
+    look_leg : ndarray of shape (3,)
+        Beam direction (skin to bone), perpendicular to the segment, leg frame.
+    duration_ms : float
+    width_mm : float
+        Image width, to centre the image over the bone.
+    """
+    import open3d as o3d
+
+    t = np.arange(0.0, duration_ms + 1000.0, 20.0) - 500.0
+    n = t.size
+    axis = end_leg - start_leg
+    full_len = np.linalg.norm(axis)
+    half = min(full_len, _SPEED_MM_S * duration_ms / 2000.0)
+    s0 = rng.uniform(0, full_len - half)
+    u = (1 - np.cos(2 * np.pi * np.clip(t / duration_ms, 0, 1))) / 2
+    along = start_leg + axis / full_len * (s0 + half * u)[:, None]
+    look = look_leg / np.linalg.norm(look_leg)
+    lateral = np.cross(axis / full_len, look)
+    along = along + lateral * _smooth_noise(rng, n, 2.0, 60)[:, None]
+    R = ct_from_leg[:3, :3]
+    # The shallowest bone under the whole image width sets the skin, so the probe
+    # never sits inside a flaring bone end.
+    spread = np.linspace(-0.5, 0.5, 9)[:, None, None] * width_mm * lateral
+    far = (along[None] + spread - _STANDOFF_MM * look).reshape(-1, 3)
+    far = far @ R.T + ct_from_leg[:3, 3]
+    rays = np.c_[far, np.broadcast_to(R @ look, far.shape)].astype(np.float32)
+    hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(float)
+    hit = np.where(np.isfinite(hit), hit, _STANDOFF_MM).reshape(9, n).min(axis=0)
+    depth = rng.uniform(10.0, 18.0) + _smooth_noise(rng, n, 2.0, 80)
+    skin = -gaussian_filter1d(-hit, 8.0) - depth
+    origin = along - look * (_STANDOFF_MM - skin)[:, None] - lateral * width_mm / 2
+    leg_from_image = np.tile(np.eye(4), (n, 1, 1))
+    leg_from_image[:, :3, 0] = lateral
+    leg_from_image[:, :3, 1] = look
+    leg_from_image[:, :3, 2] = np.cross(lateral, look)
+    leg_from_image[:, :3, 3] = origin
+    tilt = np.stack([_smooth_noise(rng, n, s, 70) for s in (3.0, 2.0, 4.0)], axis=1)
+    centre = matrix_from_params(np.r_[width_mm / 2, 0, 0, 0, 0, 0])
+    wobble = centre @ matrix_from_params(np.c_[np.zeros((n, 3)), tilt])
+    leg_from_image = leg_from_image @ wobble @ invert_rigid(centre)
+    return ProbePath(t, ct_from_leg @ leg_from_image)
+
+
+def tracker_streams(
+    rng, *, stamps, tracker_from_probe, tracker_from_specimen, model: ErrorModel
+) -> dict[str, MarkerStream]:
+    """Sample both markers with white jitter and dropouts."""
+    out = {}
+    for name, T in (("probe", tracker_from_probe), ("specimen", tracker_from_specimen)):
+        n = stamps.size
+        noise = np.c_[
+            rng.normal(0, 1, (n, 3)) * model.jitter_mm,
+            rng.normal(0, 1, (n, 3)) * model.jitter_deg,
+        ]
+        noisy = T @ matrix_from_params(noise)
+        visible = np.ones(n, dtype=bool)
+        for start in rng.integers(20, max(n - 20, 21), model.dropouts):
+            visible[start : start + rng.integers(2, 7)] = False
+        noisy[~visible] = np.nan
+        out[name] = MarkerStream(stamps.astype(np.int64), noisy, visible)
+    return out
+
+
+def stream_at(stream: MarkerStream, t_ms) -> np.ndarray:
+    """Interpolate the visible samples of a stream at ``t_ms``."""
+    v = stream.visible
+    return interpolate_rigid(stream.timestamps[v], stream.tracker_from_marker[v], t_ms)
+
+
+def sphere_fit(points) -> np.ndarray:
+    """Least-squares sphere centre of surface points (algebraic fit)."""
+    A = np.c_[2 * points, np.ones(len(points))]
+    b = (points**2).sum(axis=1)
+    return np.linalg.lstsq(A, b, rcond=None)[0][:3]
+
+
+def estimate_registration(marker_mm, sphere_points) -> np.ndarray:
+    """ct_from_specimen from the sphere centres fitted to the segmented surfaces."""
+    centres = np.array([sphere_fit(p) for p in sphere_points])
+    return fit_rigid(marker_mm, centres)
