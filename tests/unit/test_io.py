@@ -128,3 +128,12 @@ def test_tracker_roundtrip_and_errors(tmp_path):
         InputDataError, match="bad.csv line 3: tracking row without a marker"
     ):
         read_tracker_stream(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (1, 5), (811, 950)])
+def test_png_encoder_decodes_identically_with_pillow(tmp_path, shape):
+    img = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    write_png(tmp_path / "x.png", img)
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), img)

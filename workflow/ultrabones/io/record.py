@@ -25,6 +25,7 @@ from ..engine.reasons import Reason
 from ..errors import InputDataError
 from ..transforms import POSE_COLUMNS, matrix_from_params
 from .calibration import Calibration, read_calibration
+from .tables import write_table
 
 __all__ = [
     "POSES_COLUMNS",
@@ -144,11 +145,7 @@ def write_poses_table(path: str | Path, poses: pd.DataFrame) -> None:
     """Write a poses table as CSV or Parquet (by suffix), full float precision."""
     path = Path(path)
     cols = [*POSES_COLUMNS, *(c for c in ("status", "image") if c in poses.columns)]
-    table = poses[cols]
-    if path.suffix == ".parquet":
-        table.to_parquet(path, index=False)
-    else:
-        table.to_csv(path, index=False, float_format="%.17g")
+    write_table(path, poses[cols])
 
 
 def open_record(root: str | Path) -> Record:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..errors import ConfigError
 from ..io.calibration import Calibration, write_calibration
@@ -22,6 +21,7 @@ from ..io.phantom import link_record_folder, write_registration
 from ..io.png import write_png
 from ..io.record import write_poses_table
 from ..io.stl import write_stl
+from ..io.tables import write_table, write_yaml
 from ..io.tracker import write_tracker_stream
 from ..transforms import (
     apply_rigid,
@@ -141,7 +141,7 @@ def _write_cohort_files(out: Path, preset: Preset, seed: int) -> None:
             for s in preset.specimens
         },
     }
-    (out / "cohort.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_yaml(out / "cohort.yaml", doc)
     truth = true_probe(preset, seed)
     path = out / "truth" / "calibration.yaml"
     if not path.exists():
@@ -425,7 +425,7 @@ def _write_truth_poses(folder: Path, plan: _Sweep, rows) -> None:
     df["label_full_px"] = [r[1] for r in rows]
     df["label_visible_px"] = [r[2] for r in rows]
     folder.mkdir(parents=True, exist_ok=True)
-    df.to_csv(folder / "poses.csv", index=False, float_format="%.17g")
+    write_table(folder / "poses.csv", df)
 
 
 def simulate_cohort(
