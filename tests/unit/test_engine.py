@@ -1,0 +1,233 @@
+"""Label engine: labels, physics filter, objectives and refinement on known geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ultrabones.engine import EngineParams, prepare_specimen, process_frame
+from ultrabones.engine.geometry import fiducial_displacement_mm, frame_geometry
+from ultrabones.engine.labels import incidence_deg, render_label, shadow_mask
+from ultrabones.engine.model import sample_surface
+from ultrabones.engine.reasons import Reason
+from ultrabones.io.calibration import Calibration
+from ultrabones.transforms import matrix_from_params, params_from_matrix
+
+SPACING = (0.1, 0.1)
+SHAPE = (120, 160)  # rows, cols: 12 x 16 mm
+RADIUS = 3.0
+CENTRE = (8.0, 6.0)  # image x (cols) and y (depth), mm
+
+
+def cylinder(radius=RADIUS, length=12.0, segments=180, rings=13, centre=CENTRE):
+    """Closed polygonal cylinder along z (the image normal), outward winding."""
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    xy = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=1) + centre
+    z = np.linspace(-length / 2, length / 2, rings)
+    v = np.r_[
+        np.c_[np.tile(xy, (rings, 1)), np.repeat(z, segments)],
+        [[*centre, z[0]], [*centre, z[-1]]],
+    ]
+    i = np.arange(segments)
+    j = (i + 1) % segments
+    side = [
+        np.r_[np.c_[i, j, j + segments], np.c_[i, j + segments, i + segments]]
+        + k * segments
+        for k in range(rings - 1)
+    ]
+    last = (rings - 1) * segments
+    caps = np.r_[
+        np.c_[np.full(segments, rings * segments), j, i],
+        np.c_[np.full(segments, rings * segments + 1), i + last, j + last],
+    ]
+    return v, np.r_[np.concatenate(side), caps]
+
+
+def calibration(fiducials=((0, 0, 50.0), (30, 0, 50.0), (0, 30, 50.0))):
+    return Calibration(
+        probe_from_image=np.eye(4),
+        pixel_spacing_mm=SPACING,
+        image_size_px=(SHAPE[1], SHAPE[0]),
+        probe_marker_fiducials_mm=np.asarray(fiducials, float),
+    )
+
+
+@pytest.fixture(scope="module")
+def cyl_model():
+    return prepare_specimen({"Bone": cylinder()}, params=EngineParams())
+
+
+def pixel_xy(shape=SHAPE):
+    r, c = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (c + 0.5) * SPACING[0], (r + 0.5) * SPACING[1]
+
+
+def test_render_label_matches_brute_force_ring(cyl_model):
+    geom = frame_geometry(np.zeros(6), calibration(), SHAPE)
+    pts = cyl_model.points - 0  # identity pose: CT == image frame
+    render = render_label(
+        cyl_model, geom, np.zeros(6), pts, cyl_model.normals, gamma_mm=0.3
+    )
+    x, y = pixel_xy()
+    brute = np.abs(np.hypot(x - CENTRE[0], y - CENTRE[1]) - RADIUS) <= 0.3
+    disagree = render.mask ^ brute
+    # polygon chords differ from the circle by < 5e-4 mm: only knife-edge pixels
+    assert disagree.sum() <= 4 and brute.sum() > 1000
+
+
+def test_shadow_is_lower_arc_below_upper_arc():
+    x, y = pixel_xy()
+    r = np.hypot(x - CENTRE[0], y - CENTRE[1])
+    ring = np.abs(r - RADIUS) <= 0.3
+    shadow = shadow_mask(ring)
+    lower = ring & (y > CENTRE[1]) & (np.abs(x - CENTRE[0]) < RADIUS - 0.6)
+    upper = ring & (y < CENTRE[1])
+    assert shadow[lower].all() and not shadow[upper].any()
+
+
+def test_incidence_angle_of_known_normals():
+    normals = np.array([[0, -1, 0], [1, 0, 0], [1, -1, 0], [0, 0, 1], [0, -1, 5]])
+    np.testing.assert_allclose(incidence_deg(normals), [0, 90, 45, 90, 0], atol=1e-9)
+
+
+def test_oblique_pixels_are_the_ring_flanks(cyl_model):
+    geom = frame_geometry(np.zeros(6), calibration(), SHAPE)
+    pts, normals = cyl_model.points, cyl_model.normals
+    render = render_label(cyl_model, geom, np.zeros(6), pts, normals, gamma_mm=0.3)
+    angle = incidence_deg(render.normals_image)
+    x = (render.rc[:, 1] + 0.5) * SPACING[0] - CENTRE[0]
+    y = (render.rc[:, 0] + 0.5) * SPACING[1] - CENTRE[1]
+    expected = np.degrees(np.arccos(np.abs(y) / np.hypot(x, y)))
+    # normals are those of a nearest facet of the 180-gon: <= 2 deg off radial
+    assert np.abs(angle - expected).max() < 2.1
+
+
+def test_surface_samples_cover_the_mesh():
+    v, f = cylinder(segments=24)
+    pts, normals, weights = sample_surface(v, f, spacing_mm=0.2)
+    rng = np.random.default_rng(1234)
+    tri = v[f[rng.integers(0, len(f), 2000)]]
+    a, b = rng.random((2, 2000, 1))
+    swap = a + b > 1
+    a, b = np.where(swap, 1 - a, a), np.where(swap, 1 - b, b)
+    probe = tri[:, 0] + a * (tri[:, 1] - tri[:, 0]) + b * (tri[:, 2] - tri[:, 0])
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(pts).query(probe)
+    assert dist.max() <= 0.2 and len(pts) < 60000
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1)
+    tri = v[f]
+    area = 0.5 * np.linalg.norm(
+        np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1
+    )
+    assert weights.sum() == pytest.approx(area.sum(), rel=1e-9)
+
+
+def test_fiducial_displacement_of_pure_translation():
+    eps = np.array([[0.3, 0.4, 0.0, 0, 0, 0]])
+    fid = np.array([[10.0, 0, 0], [0, 10.0, 0]])
+    np.testing.assert_allclose(fiducial_displacement_mm(np.zeros(6), eps, fid), 0.5)
+
+
+def test_empty_mesh_is_an_error_naming_the_bone():
+    with pytest.raises(ValueError, match="bone 'Tibia'.*no triangles"):
+        prepare_specimen({"Tibia": (np.zeros((3, 3)), np.zeros((0, 3), int))})
+
+
+def test_missing_image_is_no_image(cyl_model):
+    res = process_frame(None, np.eye(4), model=cyl_model, calibration=calibration())
+    assert res.reason == Reason.NO_IMAGE and not res.masks["label"].any()
+
+
+def test_wrong_size_image_is_rejected(cyl_model):
+    img = np.zeros((10, 10), np.uint8)
+    res = process_frame(img, np.eye(4), model=cyl_model, calibration=calibration())
+    assert res.reason == Reason.WRONG_IMAGE_SIZE
+
+
+def test_corrupt_image_array_is_unreadable(cyl_model):
+    img = np.full(SHAPE, np.nan)
+    res = process_frame(img, np.eye(4), model=cyl_model, calibration=calibration())
+    assert res.reason == Reason.UNREADABLE_IMAGE
+
+
+def test_nan_pose_is_invalid(cyl_model):
+    img = np.zeros(SHAPE, np.uint8)
+    pose = np.full((4, 4), np.nan)
+    res = process_frame(img, pose, model=cyl_model, calibration=calibration())
+    assert res.reason == Reason.INVALID_POSE
+
+
+def test_pose_far_from_bone_is_no_bone_in_view(cyl_model):
+    img = np.zeros(SHAPE, np.uint8)
+    far = matrix_from_params([0, 0, 40.0, 0, 0, 0])
+    res = process_frame(img, far, model=cyl_model, calibration=calibration())
+    assert res.reason == Reason.NO_BONE_IN_VIEW
+
+
+def ring_image(cyl_shift=(0.0, 0.0)):
+    """Bright upper arc with a dark shadow below, on mid-grey speckle."""
+    rng = np.random.default_rng(7)
+    x, y = pixel_xy()
+    cx, cy = CENTRE[0] + cyl_shift[0], CENTRE[1] + cyl_shift[1]
+    r = np.hypot(x - cx, y - cy)
+    img = 60 + 25 * rng.random(SHAPE)
+    img[(r < RADIUS) | ((y > cy) & (np.abs(x - cx) < RADIUS))] = 5
+    img[(np.abs(r - RADIUS) <= 0.2) & (y < cy)] = 230
+    return img.astype(np.uint8)
+
+
+def test_refinement_recovers_known_shift(cyl_model):
+    params = EngineParams(lam=0.5, coarse_points=400)
+    start = matrix_from_params([0.5, -0.4, 0, 0, 0, 0])
+    res = process_frame(
+        ring_image(),
+        start,
+        model=cyl_model,
+        calibration=calibration(),
+        params=params,
+        seed=3,
+    )
+    assert res.reason == Reason.OK
+    # the image shows the bone at the true pose (zero): x, y must come back
+    np.testing.assert_allclose(res.pose_refined[:2], [0, 0], atol=0.1)  # 1 px
+    assert res.objective_refined > res.objective_initial
+
+
+def test_refined_pose_never_worse_than_start(cyl_model):
+    res = process_frame(
+        ring_image(), np.eye(4), model=cyl_model, calibration=calibration(), seed=5
+    )
+    assert res.objective_refined >= res.objective_initial
+
+
+def test_result_pose_is_record_convention(cyl_model):
+    T = matrix_from_params([0.1, 0.2, 0.0, 0.3, -0.2, 0.1])
+    res = process_frame(None, T, model=cyl_model, calibration=calibration())
+    np.testing.assert_allclose(res.pose_initial, params_from_matrix(T))
+
+
+def test_model_save_load_round_trip_is_byte_identical(cyl_model, tmp_path):
+    cyl_model.save(tmp_path / "a")
+    again = type(cyl_model).load(tmp_path / "a")
+    again.save(tmp_path / "b")
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
+    np.testing.assert_array_equal(again.points, cyl_model.points)
+
+
+def test_label_error_of_shifted_line_is_the_shift():
+    from ultrabones.engine.bench import label_error_mm
+
+    a = np.zeros(SHAPE, bool)
+    b = np.zeros(SHAPE, bool)
+    a[40, 10:150] = True
+    b[43, 10:150] = True
+    assert label_error_mm(a, b, spacing_mm=SPACING) == pytest.approx(0.3)
+
+
+def test_label_error_of_empty_mask_is_nan():
+    from ultrabones.engine.bench import label_error_mm
+
+    a = np.zeros(SHAPE, bool)
+    assert np.isnan(label_error_mm(a, a | True, spacing_mm=SPACING))

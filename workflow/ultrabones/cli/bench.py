@@ -1,0 +1,172 @@
+"""``ultrabones bench``: run the label engine on frames and report speed and outcome."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    """Register ``bench``."""
+    p = sub.add_parser("bench", help="benchmark the label engine on frames")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--record", help="record folder (public layout)")
+    src.add_argument("--preset", choices=("tiny", "paper"), help="simulate frames")
+    p.add_argument("--seed", type=int, default=0, help="simulation/sampling seed")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--frames", type=int, help="number of frames (random sample)")
+    pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
+    p.add_argument("--table", help="per-frame table (.csv or .parquet)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--objective", choices=("robust", "eq3"), default="robust")
+    p.add_argument("--lam", type=float, help="fiducial penalty weight (per mm)")
+    p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
+    p.set_defaults(run=run)
+
+
+def _pick_rows(poses, args, rng):
+    import numpy as np
+
+    from ..errors import ConfigError
+
+    if args.timestamps:
+        stamps = poses["timestamp"].to_numpy()
+        missing = sorted(set(args.timestamps) - set(stamps.tolist()))
+        if missing:
+            raise ConfigError(f"--timestamps not in the record: {missing[:10]}")
+        return np.flatnonzero(np.isin(stamps, args.timestamps))
+    with_image = np.flatnonzero(poses["image"].to_numpy() != "")
+    if args.frames and args.frames < with_image.size:
+        return np.sort(rng.choice(with_image, args.frames, replace=False))
+    return with_image
+
+
+def _frames(record, rows):
+    from ..errors import InputDataError
+    from ..io.png import read_png
+
+    T = record.ct_from_probe()
+    for i in rows:
+        stamp = int(record.poses["timestamp"].iat[i])
+        try:
+            image = read_png(record.image_path(stamp))
+        except InputDataError:
+            image = None
+        yield stamp, image, T[i]
+
+
+def _figure(path, record, rows, results) -> None:
+    from ..engine.figures import contour_grid
+    from ..io.png import read_png
+
+    picked = [(i, r) for i, r in zip(rows, results, strict=True) if r.masks]
+    picked = picked[:: max(1, len(picked) // 12)][:12]
+    stamps = [int(record.poses["timestamp"].iat[i]) for i, _ in picked]
+    images = [read_png(record.image_path(s)) for s in stamps]
+    contour_grid(images, [r for _, r in picked], stamps).savefig(path, dpi=110)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; print the summary (JSON with ``--json``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ultrabones-bench-") as tmp:
+        root = _simulate(args, tmp) if args.preset else args.record
+        return _bench(args, root)
+
+
+def _simulate(args, tmp):
+    from ..simulate.cohort import simulate_sweep
+    from ..simulate.presets import get_preset
+
+    preset = get_preset(args.preset)
+    specimen = preset.specimens[0]
+    sweep = next((w for w in preset.sweeps if w.startswith("fibula")), preset.sweeps[0])
+    return simulate_sweep(
+        tmp,
+        preset=preset,
+        seed=args.seed,
+        specimen=specimen,
+        sweep=sweep,
+        frames=args.frames,
+    )
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _truth_dir(root):
+    from pathlib import Path
+
+    root = Path(root).resolve()
+    if len(root.parts) < 5 or root.parts[-2] != "sweeps":
+        return None
+    cohort, specimen, sweep = root.parents[3], root.parts[-3], root.parts[-1]
+    truth = cohort / "truth" / "specimens" / specimen / "sweeps" / sweep
+    return truth if (truth / "label_full").is_dir() else None
+
+
+def _bench(args, root) -> int:
+    import json
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from ..engine import EngineParams, prepare_specimen
+    from ..engine.bench import run_frames, summarise, summarise_truth, truth_row
+    from ..io.model import write_frame_table
+    from ..io.png import read_png
+    from ..io.record import open_record
+    from ..io.stl import read_stl
+
+    record = open_record(root)
+    truth = _truth_dir(root)
+    kw = {"objective": args.objective}
+    if args.lam is not None:
+        kw["lam"] = args.lam
+    params = EngineParams(**kw)
+    t0 = time.perf_counter()
+    model = prepare_specimen(
+        {k: read_stl(p) for k, p in record.bone_paths.items()}, params=params
+    )
+    model.scene()
+    precompute_s = time.perf_counter() - t0
+    rows = _pick_rows(record.poses, args, np.random.default_rng(args.seed))
+    spacing = record.calibration.pixel_spacing_mm
+    scored, shown = {}, {}
+
+    def keep(stamp, res):
+        if truth is not None and res.masks["full_initial"].any():
+            full = read_png(truth / "label_full" / f"{stamp}.png") > 0
+            visible = read_png(truth / "label_visible" / f"{stamp}.png") > 0
+            scored[stamp] = truth_row(res, full, visible, spacing_mm=spacing)
+        if res.kept and len(shown) < 48:
+            shown[stamp] = {k: v for k, v in res.masks.items() if k.startswith("full")}
+
+    table, results = run_frames(
+        _frames(record, rows), model, record.calibration, params, keep_masks=keep
+    )
+    for r, stamp in zip(results, table["timestamp"], strict=True):
+        r.masks = shown.get(int(stamp), {})
+    summary = summarise(table)
+    if truth is not None:
+        extra = (
+            table["timestamp"].map(lambda s: scored.get(int(s), {})).apply(pd.Series)
+        )
+        table = pd.concat([table, extra], axis=1)
+        summary.update(summarise_truth(table))
+    summary["precompute_s"] = precompute_s
+    summary["peak_rss_mb"] = _peak_rss_mb()
+    summary["objective"] = params.objective
+    summary["lam"] = params.lam
+    if args.table:
+        write_frame_table(args.table, table)
+    if args.figure:
+        _figure(args.figure, record, rows, results)
+    print(json.dumps(summary, indent=None if args.json else 1))
+    return 0

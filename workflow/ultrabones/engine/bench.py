@@ -1,0 +1,164 @@
+"""Run the engine over frames of a record and summarise speed and outcome."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..transforms import POSE_COLUMNS
+from .frame import process_frame
+from .reasons import Reason
+
+__all__ = [
+    "label_error_mm",
+    "run_frames",
+    "summarise",
+    "summarise_truth",
+    "truth_row",
+]
+
+
+def run_frames(frames, model, calibration, params, *, keep_masks=None):
+    """Process ``(timestamp, image, ct_from_probe)`` triples; return table and results.
+
+    ``keep_masks(stamp, result)``, when given, is called with each result before its
+    masks are dropped (so long runs stay within memory).
+
+    Returns
+    -------
+    table : DataFrame
+        One row per frame with the columns of ``ultrabones bench --table``.
+    results : list of FrameResult
+    """
+    rows, results = [], []
+    for stamp, image, ct_from_probe in frames:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = process_frame(
+            image,
+            ct_from_probe,
+            model=model,
+            calibration=calibration,
+            params=params,
+            seed=int(stamp),
+        )
+        ms = (time.perf_counter() - t0) * 1e3
+        cpu = {"cpu_ms": (time.process_time() - c0) * 1e3}
+        rows.append(_row(stamp, res, ms) | cpu | _intensities(image, res.masks))
+        results.append(res)
+        if keep_masks is not None:
+            keep_masks(stamp, res)
+            res.masks = {}
+    return pd.DataFrame(rows), results
+
+
+def _intensities(image, masks) -> dict:
+    """Mean intensity (0-255) over the full label at each pose (NaN when empty)."""
+    out = {}
+    for stage in ("initial", "refined"):
+        m = masks.get(f"full_{stage}")
+        has = image is not None and m is not None and m.any()
+        out[f"intensity_{stage}"] = float(image[m].mean()) if has else float("nan")
+    return out
+
+
+def _row(stamp, res, ms) -> dict:
+    row = {"timestamp": int(stamp), "status": "kept" if res.kept else "discarded"}
+    row["reason"] = res.reason
+    row.update(dict(zip(POSE_COLUMNS, res.pose_initial, strict=True)))
+    row.update(
+        {f"{c}_refined": v for c, v in zip(POSE_COLUMNS, res.pose_refined, strict=True)}
+    )
+    row.update(
+        fiducial_correction_mm=res.fiducial_correction_mm,
+        objective_initial=res.objective_initial,
+        objective_refined=res.objective_refined,
+        evaluations=res.evaluations,
+        ms=ms,
+    )
+    return row
+
+
+def bound_hits(table: pd.DataFrame, *, bounds=(1.0, 1.0), fraction=0.98):
+    """Return, per row, whether a refined parameter ended at its search bound."""
+    eps = np.abs(
+        table[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy()
+        - table[list(POSE_COLUMNS)].to_numpy()
+    )
+    limit = np.r_[[bounds[0]] * 3, [bounds[1]] * 3] * fraction
+    return (eps >= limit).any(axis=1)
+
+
+def summarise(table: pd.DataFrame) -> dict:
+    """Return the bench summary (frames with an image only count as discards)."""
+    has_image = table["reason"] != Reason.NO_IMAGE.value
+    t = table[has_image]
+    kept = t["status"] == "kept"
+    worked = t["evaluations"] > 0
+    return {
+        "frames": int(len(t)),
+        "ms_per_frame_median": float(t.loc[worked, "ms"].median()),
+        "cpu_ms_per_frame_median": float(t.loc[worked, "cpu_ms"].median()),
+        "discarded_fraction": float(1 - kept.mean()) if len(t) else float("nan"),
+        "fiducial_correction_mm_mean_kept": float(
+            t.loc[kept, "fiducial_correction_mm"].mean()
+        ),
+        "objective_gain_mean_kept": float(
+            (t.loc[kept, "objective_refined"] - t.loc[kept, "objective_initial"]).mean()
+        ),
+        "intensity_gain_mean_kept": float(
+            (t.loc[kept, "intensity_refined"] - t.loc[kept, "intensity_initial"]).mean()
+        ),
+        "bound_hit_fraction": float(bound_hits(t[worked]).mean()),
+        "reasons": {str(k): int(v) for k, v in t["reason"].value_counts().items()},
+    }
+
+
+def label_error_mm(a: np.ndarray, b: np.ndarray, *, spacing_mm) -> float:
+    """Return the symmetric mean distance (mm) between two masks' pixel centres.
+
+    The mean over the pixels of both masks of the distance to the other mask
+    (NaN when either mask is empty).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if not (a.any() and b.any()):
+        return float("nan")
+    sampling = (spacing_mm[1], spacing_mm[0])
+    d_to_b = distance_transform_edt(~b, sampling=sampling)
+    d_to_a = distance_transform_edt(~a, sampling=sampling)
+    return float((d_to_b[a].sum() + d_to_a[b].sum()) / (a.sum() + b.sum()))
+
+
+def truth_row(result, full_truth, visible_truth, *, spacing_mm) -> dict:
+    """Score one frame against simulator truth masks (full and visible labels)."""
+    from ..evaluate.metrics import frame_scores
+
+    masks = result.masks
+    scores = frame_scores(
+        masks["label"], visible_truth, spacing_mm=spacing_mm, eps_mm=(0.5,)
+    )
+    return {
+        "label_error_mm_initial": label_error_mm(
+            masks["full_initial"], full_truth, spacing_mm=spacing_mm
+        ),
+        "label_error_mm_refined": label_error_mm(
+            masks["full_refined"], full_truth, spacing_mm=spacing_mm
+        ),
+        "f1_at_0_5mm": float(scores.f1[0, 0]) if scores is not None else float("nan"),
+    }
+
+
+def summarise_truth(table: pd.DataFrame) -> dict:
+    """Return the truth-based summary over kept frames."""
+    kept = table[table["status"] == "kept"]
+    before, after = kept["label_error_mm_initial"], kept["label_error_mm_refined"]
+    return {
+        "label_error_mm_median_initial": float(before.median()),
+        "label_error_mm_median_refined": float(after.median()),
+        "label_error_mm_max_refined": float(after.max()),
+        "improved_fraction": float((after < before).mean()),
+        "f1_at_0_5mm_mean": float(kept["f1_at_0_5mm"].mean()),
+    }

@@ -1,0 +1,224 @@
+"""``process_frame``: one frame from image and pose to refined pose and labels."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..transforms import check_rigid, params_from_matrix
+from .features import feature_maps
+from .geometry import (
+    fiducial_displacement_mm,
+    frame_geometry,
+    plane_reach_mm,
+    select_samples,
+)
+from .labels import oblique_mask, render_label, shadow_mask
+from .model import SpecimenModel
+from .objective import Eq3Objective, RobustObjective
+from .params import EngineParams, FrameResult, _empty_masks
+from .reasons import Reason
+from .refine import refine
+
+__all__ = ["FrameRejected", "process_frame"]
+
+log = logging.getLogger(__name__)
+
+#: Farthest the bone may lie from the image at the initial pose to be refined (mm).
+MAX_MISS_MM = 2.0
+#: Facing samples: normal component towards the transducer (image -y) above this.
+FACING_MIN = 0.1
+#: Surface samples of the fine (compass) stage of the robust objective.
+FINE_POINTS = 8000
+
+
+class FrameRejected(Exception):
+    """Internal signal: the frame is rejected with ``reason``."""
+
+    def __init__(self, reason: Reason, message: str = ""):
+        super().__init__(message or reason.value)
+        self.reason = reason
+
+
+def _check_pose(ct_from_probe) -> np.ndarray:
+    try:
+        T = check_rigid(ct_from_probe, name="ct_from_probe", tol=1e-5)
+    except ValueError as err:
+        raise FrameRejected(Reason.INVALID_POSE, str(err)) from err
+    if T.shape != (4, 4):
+        raise FrameRejected(Reason.INVALID_POSE, f"ct_from_probe shape {T.shape}")
+    return params_from_matrix(T)
+
+
+def _check_image(image, shape) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 2:
+        raise FrameRejected(
+            Reason.UNREADABLE_IMAGE, f"image must be 2-D uint8, got {arr.dtype}"
+        )
+    if arr.shape != tuple(shape):
+        raise FrameRejected(
+            Reason.WRONG_IMAGE_SIZE, f"image shape {arr.shape}, expected {shape}"
+        )
+    return arr
+
+
+def _samples(model, geom, params):
+    reach = plane_reach_mm(
+        geom.pose,
+        geom.probe_from_image,
+        geom.extent_mm,
+        bounds_mm=params.bounds_mm,
+        bounds_deg=params.bounds_deg,
+    )
+    slab = reach + 3 * params.sigma_mm + model.spacing_mm
+    index, pts = select_samples(model, geom, slab_mm=slab, margin_mm=slab)
+    w, h = geom.extent_mm
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w) & (pts[:, 1] >= 0) & (pts[:, 1] <= h)
+    if not np.any(inside & (np.abs(pts[:, 2]) <= MAX_MISS_MM)):
+        raise FrameRejected(Reason.NO_BONE_IN_VIEW, "no bone within reach of the image")
+    return index, pts
+
+
+def _robust(model, geom, index, pts, image, calibration, params, rng):
+    normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
+    keep = normals[:, 1] < -FACING_MIN
+    facing, weights = pts[keep], model.weights[index[keep]]
+    maps = feature_maps(image, spacing_mm=geom.spacing_mm)
+    kw = dict(
+        factor=maps.factor,
+        sigma_mm=params.sigma_mm,
+        lam=params.lam,
+        fiducials=calibration.probe_marker_fiducials_mm,
+    )
+    fine = _subset_objective(geom, facing, weights, maps, kw, FINE_POINTS, rng)
+    coarse = _subset_objective(
+        geom, facing, weights, maps, kw, params.coarse_points, rng
+    )
+    return refine(fine, params=params, rng=rng, coarse=coarse)
+
+
+def _subset_objective(geom, facing, weights, maps, kw, n, rng) -> RobustObjective:
+    """Objective on a random subset of ``n`` samples, rescaled to the full area."""
+    n = min(n, facing.shape[0])
+    pick = np.sort(rng.choice(facing.shape[0], n, replace=False))
+    objective = RobustObjective(geom, facing[pick], weights[pick], maps.evidence, **kw)
+    objective.scale *= weights.sum() / max(weights[pick].sum(), 1e-12)
+    return objective
+
+
+def _eq3(model, geom, index, pts, image, calibration, params, rng):
+    from .labels import _candidate_rc
+
+    rc = _candidate_rc(pts, geom.shape, geom.spacing_mm, np.abs(pts[:, 2]).max())
+    rc = rc[(rc[:, 0] % 2 == 0) & (rc[:, 1] % 2 == 0)]
+    normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
+    objective = Eq3Objective(
+        geom,
+        rc,
+        pts,
+        normals,
+        np.asarray(image, np.float32) / 255.0,
+        gamma_mm=params.gamma_mm,
+        spacing_mm=model.spacing_mm,
+        lam=params.lam,
+        fiducials=calibration.probe_marker_fiducials_mm,
+    )
+    return refine(objective, params=params, rng=rng)
+
+
+def _frame(image, ct_from_probe, model, calibration, params, rng, result):
+    result.pose_initial = result.pose_refined = _check_pose(ct_from_probe)
+    if image is None:
+        raise FrameRejected(Reason.NO_IMAGE)
+    image = _check_image(image, calibration.shape)
+    geom = frame_geometry(result.pose_initial, calibration, calibration.shape)
+    index, pts = _samples(model, geom, params)
+    normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
+    initial = render_label(
+        model, geom, np.zeros(6), pts, normals, gamma_mm=params.gamma_mm
+    )
+    search = _robust if params.objective == "robust" else _eq3
+    ref = search(model, geom, index, pts, image, calibration, params, rng)
+    result.pose_refined = result.pose_initial + ref.eps
+    result.fiducial_correction_mm = float(
+        fiducial_displacement_mm(
+            result.pose_initial, ref.eps, calibration.probe_marker_fiducials_mm
+        )
+    )
+    result.objective_initial = ref.objective_initial
+    result.objective_refined = ref.objective_refined
+    result.evaluations = ref.evaluations
+    refined = render_label(model, geom, ref.eps, pts, normals, gamma_mm=params.gamma_mm)
+    return _masks(initial, refined, params)
+
+
+def _masks(initial, refined, params) -> dict:
+    shadow = shadow_mask(refined.mask)
+    oblique = oblique_mask(refined, max_incidence_deg=params.max_incidence_deg)
+    label = refined.mask & ~shadow & ~oblique
+    return {
+        "full_initial": initial.mask,
+        "full_refined": refined.mask,
+        "shadow": shadow,
+        "oblique": oblique & ~shadow,
+        "label": label,
+    }
+
+
+def _validate(result, masks, params) -> Reason:
+    if result.fiducial_correction_mm > params.max_correction_mm:
+        return Reason.CORRECTION_TOO_LARGE
+    if masks["full_refined"].sum() < params.min_label_px:
+        return Reason.TOO_FEW_INTERSECTION_PIXELS
+    return Reason.OK
+
+
+def process_frame(
+    image,
+    ct_from_probe,
+    *,
+    model: SpecimenModel,
+    calibration,
+    params: EngineParams | None = None,
+    seed: int = 0,
+) -> FrameResult:
+    """Refine one frame's pose and render its labels; never raises for a bad frame.
+
+    Parameters
+    ----------
+    image : ndarray of shape (rows, cols), uint8, or None
+        The frame; None when the record has no image for this row.
+    ct_from_probe : ndarray of shape (4, 4)
+        Initial T_CT<-US of the frame.
+    model : SpecimenModel
+    calibration : Calibration
+        ``probe_from_image``, pixel spacing, image size and probe fiducials.
+    params : EngineParams, optional
+    seed : int
+        Frame seed (combined with ``params.seed``).
+
+    Returns
+    -------
+    result : FrameResult
+        ``reason`` is ``"ok"`` when kept; masks are all False when rejected.
+    """
+    params = params or EngineParams()
+    rng = np.random.default_rng(np.random.SeedSequence([params.seed, int(seed)]))
+    nan6 = np.full(6, np.nan)
+    result = FrameResult(Reason.OK.value, nan6, nan6)
+    masks = _empty_masks(calibration.shape)
+    try:
+        computed = _frame(image, ct_from_probe, model, calibration, params, rng, result)
+        reason = _validate(result, computed, params)
+        masks = computed if reason == Reason.OK else masks
+    except FrameRejected as rej:
+        reason = rej.reason
+        log.info("frame seed %s: %s (%s)", seed, reason.value, rej)
+    except Exception:  # noqa: BLE001 - a bad frame must never stop the sweep
+        log.exception("frame seed %s: engine error", seed)
+        reason = Reason.ENGINE_ERROR
+    result.reason = reason.value
+    result.masks = masks
+    return result

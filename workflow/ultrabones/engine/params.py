@@ -1,0 +1,122 @@
+"""Engine parameters and the per-frame result record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["OBJECTIVES", "EngineParams", "FrameResult", "MASK_NAMES"]
+
+#: Objectives the refinement can maximise (see ``docs/engine.md``).
+OBJECTIVES = ("robust", "eq3")
+
+#: Mask names of a frame, in store order.
+MASK_NAMES = ("full_initial", "full_refined", "shadow", "oblique", "label")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Every setting that changes the engine's results.
+
+    Attributes
+    ----------
+    gamma_mm : float
+        Label half-width: a pixel is labelled when its CT point lies within
+        ``gamma_mm`` of a bone surface.
+    bounds_deg, bounds_mm : float
+        Search box of the perturbation added to the Euler angles (deg) and the
+        translation (mm) of the pose.
+    lam : float
+        Weight of the mean probe-fiducial displacement (per mm) in the objective.
+    objective : {"robust", "eq3"}
+        ``robust`` (default) or the paper's Eq. 3 as printed.
+    max_correction_mm : float
+        Frames whose mean fiducial correction exceeds this are discarded.
+    max_incidence_deg : float
+        Label pixels with a larger incidence angle are dropped as oblique.
+    sample_spacing_mm : float
+        Edge length of the surface sampling of the specimen model.
+    sigma_mm : float
+        Width of the soft plane membership of the robust objective.
+    min_label_px : int
+        Fewer refined label pixels than this rejects the frame.
+    popsize, maxiter, tol : int, int, float
+        Differential evolution settings (scipy semantics).
+    coarse_points : int
+        Surface samples used by the coarse (DE) stage.
+    seed : int
+        Base seed; ``process_frame`` combines it with the frame seed.
+    """
+
+    gamma_mm: float = 0.3
+    bounds_deg: float = 1.0
+    bounds_mm: float = 1.0
+    lam: float = 3.0
+    objective: str = "robust"
+    max_correction_mm: float = 1.0
+    max_incidence_deg: float = 85.0
+    sample_spacing_mm: float = 0.25
+    sigma_mm: float = 0.25
+    min_label_px: int = 50
+    popsize: int = 6
+    maxiter: int = 20
+    tol: float = 0.01
+    coarse_points: int = 1500
+    seed: int = 0
+
+    def __post_init__(self):
+        """Check the values; raise ``ValueError`` naming the parameter."""
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {OBJECTIVES}, got {self.objective!r}"
+            )
+        for name in ("gamma_mm", "sample_spacing_mm", "sigma_mm", "max_correction_mm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.lam < 0 or self.bounds_deg < 0 or self.bounds_mm < 0:
+            raise ValueError("lam, bounds_deg and bounds_mm must be >= 0")
+
+    def to_dict(self) -> dict:
+        """Return the parameters as a plain dict (for store attrs and JSON)."""
+        return asdict(self)
+
+
+def _empty_masks(shape) -> dict:
+    return {name: np.zeros(shape, dtype=bool) for name in MASK_NAMES}
+
+
+@dataclass
+class FrameResult:
+    """The engine's output for one frame.
+
+    Attributes
+    ----------
+    reason : str
+        ``"ok"`` when kept, else a :class:`~ultrabones.engine.reasons.Reason` code.
+    pose_initial, pose_refined : ndarray of shape (6,)
+        T_CT<-US as ``x, y, z`` (mm), ``euler_x, euler_y, euler_z`` (deg, "xyz").
+    fiducial_correction_mm : float
+        Mean displacement of the probe fiducials between the two poses.
+    objective_initial, objective_refined : float
+        Objective at the initial and the refined pose (NaN when not evaluated).
+    evaluations : int
+        Objective evaluations used.
+    masks : dict of str to ndarray of shape (rows, cols), bool
+        ``full_initial``, ``full_refined``, ``shadow``, ``oblique``, ``label``;
+        all False when the frame is rejected.
+    """
+
+    reason: str
+    pose_initial: np.ndarray
+    pose_refined: np.ndarray
+    fiducial_correction_mm: float = float("nan")
+    objective_initial: float = float("nan")
+    objective_refined: float = float("nan")
+    evaluations: int = 0
+    masks: dict = field(default_factory=dict)
+
+    @property
+    def kept(self) -> bool:
+        """True when the frame is kept (reason ``ok``)."""
+        return self.reason == "ok"
