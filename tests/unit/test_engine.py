@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ultrabones.engine import EngineParams, prepare_specimen, process_frame
-from ultrabones.engine.geometry import fiducial_displacement_mm, frame_geometry
+from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
+from ultrabones.engine.bench import pose_errors
+from ultrabones.engine.geometry import (
+    FrameGeometry,
+    fiducial_displacement_mm,
+    flat_directions,
+    frame_geometry,
+)
 from ultrabones.engine.labels import incidence_deg, render_label, shadow_mask
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.reasons import Reason
@@ -231,3 +237,59 @@ def test_label_error_of_empty_mask_is_nan():
 
     a = np.zeros(SHAPE, bool)
     assert np.isnan(label_error_mm(a, a | True, spacing_mm=SPACING))
+
+
+def test_flat_directions_of_a_cylinder_are_its_axis_and_roll(cyl_model):
+    pts = cyl_model.points
+    near = np.abs(pts[:, 2]) < 1.0
+    centre = np.array([*CENTRE, 0.0])
+    flat = flat_directions(
+        pts[near],
+        cyl_model.normals[near].astype(float),
+        cyl_model.weights[near].astype(float),
+        centre,
+        sigma_mm=0.25,
+        ratio=0.05,
+    )
+    span = flat.T @ flat  # projector onto the flat directions
+    axis_shift, roll, lateral = np.eye(6)[2], np.eye(6)[5], np.eye(6)[0]
+    np.testing.assert_allclose(span @ axis_shift, axis_shift, atol=1e-3)
+    np.testing.assert_allclose(span @ roll, roll, atol=1e-3)
+    assert np.linalg.norm(span @ lateral) < 1e-3
+
+
+def test_local_motion_round_trip():
+    T = matrix_from_params([5, 1, 2, 3, 4, 5])
+    geom = FrameGeometry([10, 20, 30, 40, -50, 170], T, SPACING, SHAPE)
+    eps = np.array([0.3, -0.2, 0.5, 0.4, -0.7, 0.9])
+    local = geom.local_from_eps(eps, np.array([4.0, 3.0, 0.0]))
+    back = geom.eps_from_local(local, np.array([4.0, 3.0, 0.0]))
+    np.testing.assert_allclose(back, eps, atol=1e-9)
+
+
+def test_refinement_does_not_move_along_the_bone_axis(cyl_model):
+    params = EngineParams(lam=0.5, coarse_points=400)
+    start = matrix_from_params([0.5, -0.4, 0.6, 0, 0, 0])
+    res = process_frame(
+        ring_image(),
+        start,
+        model=cyl_model,
+        calibration=calibration(),
+        params=params,
+        seed=3,
+    )
+    # the image cannot see motion along the cylinder's axis (z): it stays put
+    assert abs(res.pose_refined[2] - 0.6) < 0.05
+    np.testing.assert_allclose(res.pose_refined[:2], [0, 0], atol=0.1)
+
+
+def test_pose_error_of_a_pure_shift_is_the_shift():
+    cal = calibration()
+    res = FrameResult(
+        "ok", np.array([0.3, 0, 0, 0, 0, 0]), np.array([0, 0.4, 0, 0, 0, 0.0])
+    )
+    err = pose_errors(res, np.eye(4), calibration=cal, label_rc=np.zeros((0, 2)))
+    assert err["pose_error_mm_initial"] == pytest.approx(0.3)
+    assert err["pose_error_mm_refined"] == pytest.approx(0.4)
+    assert err["fiducial_error_mm_refined"] == pytest.approx(0.4)
+    assert np.isnan(err["label_pose_error_mm_refined"])

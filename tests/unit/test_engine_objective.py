@@ -43,7 +43,8 @@ def frame(record, k):
 
 
 def brute_robust(vertices, faces, pose, eps, cal, evidence, factor, sigma):
-    """Direct quadrature: fine per-triangle samples weighted by their triangle area."""
+    """Direct quadrature: fine per-triangle samples weighted by their triangle area
+    and the in-plane length of their normal at the perturbed pose."""
     ct_from_image0 = matrix_from_params(pose) @ cal.probe_from_image
     centre = apply_rigid(invert_rigid(ct_from_image0), vertices[faces].mean(axis=1))
     keep = np.abs(centre[:, 2]) < 3 * MARGIN  # culling far from the plane, any method
@@ -62,7 +63,9 @@ def brute_robust(vertices, faces, pose, eps, cal, evidence, factor, sigma):
     facing &= (np.abs(p0[:, 2]) <= m) & (p0[:, 0] >= -m) & (p0[:, 0] <= w_mm + m)
     facing &= (p0[:, 1] >= -m) & (p0[:, 1] <= h_mm + m)
     ct_from_image = matrix_from_params(pose + eps) @ cal.probe_from_image
-    q = apply_rigid(invert_rigid(ct_from_image), pts[facing])
+    image_from_ct = invert_rigid(ct_from_image)
+    q = apply_rigid(image_from_ct, pts[facing])
+    slope = np.sqrt(1 - (nrm[facing] @ image_from_ct[2, :3]) ** 2)
     sx, sy = cal.pixel_spacing_mm
     col = ((q[:, 0] / sx - 0.5) - (factor - 1) / 2) / factor
     row = ((q[:, 1] / sy - 0.5) - (factor - 1) / 2) / factor
@@ -71,7 +74,7 @@ def brute_robust(vertices, faces, pose, eps, cal, evidence, factor, sigma):
     r0, c0 = np.floor(row), np.floor(col)
     rows, cols = evidence.shape
     value[(r0 < 0) | (c0 < 0) | (r0 >= rows - 1) | (c0 >= cols - 1)] = -EVIDENCE_OFFSET
-    return float((w[facing] * g * value).sum())
+    return float((w[facing] * slope * g * value).sum())
 
 
 def test_robust_objective_matches_brute_force_on_real_frame(real):
@@ -88,6 +91,7 @@ def test_robust_objective_matches_brute_force_on_real_frame(real):
         pts[facing],
         model.weights[index[facing]],
         maps.evidence,
+        normals_image0=normals[facing],
         factor=maps.factor,
         sigma_mm=0.25,
         lam=0.0,

@@ -110,6 +110,19 @@ def _truth_dir(root):
     return truth if (truth / "label_full").is_dir() else None
 
 
+def _true_placement(truth) -> dict:
+    """Return the true ``ct_from_image`` per timestamp of a simulated sweep."""
+    from ..io.calibration import read_calibration
+    from ..io.record import read_poses_table
+    from ..transforms import POSE_COLUMNS, matrix_from_params
+
+    poses = read_poses_table(truth / "poses.csv")
+    calibration = read_calibration(truth.parents[3] / "calibration.yaml")
+    T = matrix_from_params(poses[list(POSE_COLUMNS)].to_numpy(float))
+    placed = T @ calibration.probe_from_image
+    return dict(zip(poses["timestamp"].astype(int).tolist(), placed, strict=True))
+
+
 def _bench(args, root) -> int:
     import json
     import time
@@ -118,7 +131,13 @@ def _bench(args, root) -> int:
     import pandas as pd
 
     from ..engine import EngineParams, prepare_specimen
-    from ..engine.bench import run_frames, summarise, summarise_truth, truth_row
+    from ..engine.bench import (
+        pose_errors,
+        run_frames,
+        summarise,
+        summarise_truth,
+        truth_row,
+    )
     from ..io.model import write_frame_table
     from ..io.png import read_png
     from ..io.record import open_record
@@ -139,12 +158,20 @@ def _bench(args, root) -> int:
     rows = _pick_rows(record.poses, args, np.random.default_rng(args.seed))
     spacing = record.calibration.pixel_spacing_mm
     scored, shown = {}, {}
+    placement = _true_placement(truth) if truth is not None else {}
 
     def keep(stamp, res):
         if truth is not None and res.masks["full_initial"].any():
             full = read_png(truth / "label_full" / f"{stamp}.png") > 0
             visible = read_png(truth / "label_visible" / f"{stamp}.png") > 0
-            scored[stamp] = truth_row(res, full, visible, spacing_mm=spacing)
+            scored[stamp] = truth_row(
+                res, full, visible, spacing_mm=spacing
+            ) | pose_errors(
+                res,
+                placement[stamp],
+                calibration=record.calibration,
+                label_rc=np.argwhere(full),
+            )
         if res.kept and len(shown) < 48:
             shown[stamp] = {k: v for k, v in res.masks.items() if k.startswith("full")}
 

@@ -7,12 +7,18 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..transforms import POSE_COLUMNS
+from ..transforms import (
+    POSE_COLUMNS,
+    apply_rigid,
+    matrix_from_params,
+    points_image_from_rc,
+)
 from .frame import process_frame
 from .reasons import Reason
 
 __all__ = [
     "label_error_mm",
+    "pose_errors",
     "run_frames",
     "summarise",
     "summarise_truth",
@@ -151,11 +157,64 @@ def truth_row(result, full_truth, visible_truth, *, spacing_mm) -> dict:
     }
 
 
+def _mean_distance(ct_from_a, ct_from_b, points) -> float:
+    a, b = apply_rigid(ct_from_a, points), apply_rigid(ct_from_b, points)
+    return float(np.linalg.norm(a - b, axis=-1).mean())
+
+
+def pose_errors(result, true_ct_from_image, *, calibration, label_rc) -> dict:
+    """Pose errors (mm) of one frame's initial and refined poses against truth.
+
+    ``corner``: mean distance of the four image corners in CT between the frame's
+    image placement (pose and the record's calibration) and the true one; ``label``:
+    the same over the true label's pixels (``label_rc``, row/col; NaN when empty);
+    ``fiducial``: mean distance of the probe fiducials under the pose and under
+    ``true_ct_from_image @ image_from_probe`` (the image placement's probe pose).
+    """
+    from ..transforms import invert_rigid
+
+    rows, cols = calibration.shape
+    corners = points_image_from_rc(
+        [
+            [-0.5, -0.5],
+            [-0.5, cols - 0.5],
+            [rows - 0.5, -0.5],
+            [rows - 0.5, cols - 0.5],
+        ],
+        calibration.pixel_spacing_mm,
+    )
+    label = points_image_from_rc(label_rc, calibration.pixel_spacing_mm)
+    true_probe = true_ct_from_image @ invert_rigid(calibration.probe_from_image)
+    fid = calibration.probe_marker_fiducials_mm
+    out = {}
+    for stage in ("initial", "refined"):
+        ct_from_probe = matrix_from_params(getattr(result, f"pose_{stage}"))
+        placed = ct_from_probe @ calibration.probe_from_image
+        out[f"pose_error_mm_{stage}"] = _mean_distance(
+            placed, true_ct_from_image, corners
+        )
+        out[f"label_pose_error_mm_{stage}"] = (
+            _mean_distance(placed, true_ct_from_image, label) if len(label) else np.nan
+        )
+        out[f"fiducial_error_mm_{stage}"] = _mean_distance(
+            ct_from_probe, true_probe, fid
+        )
+    return out
+
+
 def summarise_truth(table: pd.DataFrame) -> dict:
     """Return the truth-based summary over kept frames."""
     kept = table[table["status"] == "kept"]
     before, after = kept["label_error_mm_initial"], kept["label_error_mm_refined"]
-    return {
+    poses = {
+        f"{name}_median_{stage}": float(kept[f"{name}_{stage}"].median())
+        for name in ("pose_error_mm", "label_pose_error_mm", "fiducial_error_mm")
+        for stage in ("initial", "refined")
+        if f"{name}_{stage}" in kept
+    }
+    if "pose_error_mm_refined" in kept:
+        poses["pose_error_mm_max_refined"] = float(kept["pose_error_mm_refined"].max())
+    return poses | {
         "label_error_mm_median_initial": float(before.median()),
         "label_error_mm_median_refined": float(after.median()),
         "label_error_mm_max_refined": float(after.max()),

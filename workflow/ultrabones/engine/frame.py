@@ -10,6 +10,7 @@ from ..transforms import check_rigid, params_from_matrix
 from .features import feature_maps
 from .geometry import (
     fiducial_displacement_mm,
+    flat_directions,
     frame_geometry,
     plane_reach_mm,
     select_samples,
@@ -31,6 +32,9 @@ MAX_MISS_MM = 2.0
 FACING_MIN = 0.1
 #: Surface samples of the fine (compass) stage of the robust objective.
 FINE_POINTS = 8000
+#: Image motions whose information is below this fraction of the best-pinned one
+#: are flat: the refinement's component along them is undone (see ``refine``).
+FLAT_RATIO = 0.05
 
 
 class FrameRejected(Exception):
@@ -85,6 +89,7 @@ def _robust(model, geom, index, pts, image, calibration, params, rng):
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
     keep = normals[:, 1] < -FACING_MIN
     facing, weights = pts[keep], model.weights[index[keep]]
+    facing_normals = normals[keep]
     maps = feature_maps(image, spacing_mm=geom.spacing_mm)
     kw = dict(
         factor=maps.factor,
@@ -92,18 +97,44 @@ def _robust(model, geom, index, pts, image, calibration, params, rng):
         lam=params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
-    fine = _subset_objective(geom, facing, weights, maps, kw, FINE_POINTS, rng)
-    coarse = _subset_objective(
-        geom, facing, weights, maps, kw, params.coarse_points, rng
+    surface = (facing, facing_normals, weights)
+    fine = _subset_objective(geom, surface, maps, kw, FINE_POINTS, rng)
+    coarse = _subset_objective(geom, surface, maps, kw, params.coarse_points, rng)
+    centre = _pivot(facing, weights)
+    flat = flat_directions(
+        facing,
+        facing_normals,
+        weights,
+        centre,
+        sigma_mm=params.sigma_mm,
+        ratio=FLAT_RATIO,
     )
-    return refine(fine, params=params, rng=rng, coarse=coarse)
+    return refine(fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat))
 
 
-def _subset_objective(geom, facing, weights, maps, kw, n, rng) -> RobustObjective:
+def _pivot(points, weights) -> np.ndarray:
+    """Area-weighted centre of the samples nearest the plane (the bone in view)."""
+    near = np.abs(points[:, 2]) <= 1.0
+    if not near.any():
+        near = np.ones(len(points), bool)
+    centre = np.average(points[near], axis=0, weights=weights[near] + 1e-12)
+    centre[2] = 0.0
+    return centre
+
+
+def _subset_objective(geom, surface, maps, kw, n, rng) -> RobustObjective:
     """Objective on a random subset of ``n`` samples, rescaled to the full area."""
+    facing, normals, weights = surface
     n = min(n, facing.shape[0])
     pick = np.sort(rng.choice(facing.shape[0], n, replace=False))
-    objective = RobustObjective(geom, facing[pick], weights[pick], maps.evidence, **kw)
+    objective = RobustObjective(
+        geom,
+        facing[pick],
+        weights[pick],
+        maps.evidence,
+        normals_image0=normals[pick],
+        **kw,
+    )
     objective.scale *= weights.sum() / max(weights[pick].sum(), 1e-12)
     return objective
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..transforms import apply_rigid, invert_rigid, matrix_from_params
+from ..transforms import (
+    apply_rigid,
+    invert_rigid,
+    matrix_from_params,
+    params_from_matrix,
+)
 from .model import CELL_MM, SpecimenModel
 
 __all__ = [
     "FrameGeometry",
     "fiducial_displacement_mm",
+    "flat_directions",
     "frame_geometry",
     "plane_reach_mm",
     "select_samples",
@@ -94,6 +100,68 @@ class FrameGeometry:
         """
         ct_from_image = matrix_from_params(self.pose + eps) @ self.probe_from_image
         return invert_rigid(ct_from_image) @ self.ct_from_image
+
+    def local_from_eps(self, eps, centre_mm) -> np.ndarray:
+        """Express perturbation(s) as motions of the image about ``centre_mm``.
+
+        Parameters
+        ----------
+        eps : ndarray of shape (..., 6)
+            Perturbation(s) of the pose parameters.
+        centre_mm : ndarray of shape (3,)
+            Pivot in the initial image frame (mm).
+
+        Returns
+        -------
+        local : ndarray of shape (..., 6)
+            Translation (mm) along the image axes (x: columns, y: depth, z: out of
+            plane) and Euler "xyz" rotation (deg) about the pivot, such that
+            ``ct_from_image(eps) = ct_from_image(0) @ pivot @ T(local) @ pivot^-1``.
+        """
+        pivot = _translation(centre_mm)
+        moved = invert_rigid(self.image_from_image0(eps))
+        return params_from_matrix(invert_rigid(pivot) @ moved @ pivot)
+
+    def eps_from_local(self, local, centre_mm) -> np.ndarray:
+        """Inverse of :meth:`local_from_eps` (angles of the result near zero)."""
+        pivot = _translation(centre_mm)
+        moved = pivot @ matrix_from_params(local) @ invert_rigid(pivot)
+        ct_from_probe = self.ct_from_image @ moved @ invert_rigid(self.probe_from_image)
+        eps = params_from_matrix(ct_from_probe) - self.pose
+        eps[..., 3:] = (eps[..., 3:] + 180.0) % 360.0 - 180.0
+        return eps
+
+
+def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio):
+    """Return the image motions that leave the bone's intersection unchanged.
+
+    A motion (translation t mm, rotation w deg about ``centre_mm``, image axes)
+    slides the surface along itself where ``n . (t + w x (p - c)) = 0`` at the
+    intersection points p (point-to-plane, as in ICP). The information matrix
+    ``A^T W A`` of these residuals, over the samples near the plane (Gaussian
+    weights in their distance to it, times their area), has small eigenvalues
+    along the directions the image cannot pin: a long bone's axis, the roll
+    about it.
+
+    Returns
+    -------
+    flat : ndarray of shape (k, 6)
+        Orthonormal (in local mm/deg units) directions with eigenvalue below
+        ``ratio`` times the largest; ``k`` may be 0.
+    """
+    arm = (points - centre_mm) * (np.pi / 180.0)
+    A = np.concatenate([normals, np.cross(arm, normals)], axis=1)
+    w = weights * np.exp(-0.5 * (points[:, 2] / sigma_mm) ** 2)
+    if not w.sum() > 0:
+        return np.zeros((0, 6))
+    values, vectors = np.linalg.eigh((A * w[:, None]).T @ A)
+    return vectors[:, values < ratio * values.max()].T
+
+
+def _translation(offset) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, 3] = offset
+    return T
 
 
 def frame_geometry(pose, calibration, shape) -> FrameGeometry:

@@ -125,9 +125,21 @@ def _check_mesh(name: str, vertices, faces) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _barycentric_grid(n: int) -> np.ndarray:
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    keep = i + j <= n
-    return np.stack([i[keep], j[keep]], axis=1) / n
+    """Centroids of the ``n^2`` similar sub-triangles (a midpoint rule).
+
+    Centroids, not corners: corners on shared edges would be counted by both
+    triangles and make the sample density (and the objective) lumpy along the
+    mesh's edges, which the refinement then follows.
+    """
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    up = i + j <= n - 1
+    down = i + j <= n - 2
+    return np.concatenate(
+        [
+            np.stack([i[up], j[up]], axis=1) + 1 / 3,
+            np.stack([i[down], j[down]], axis=1) + 2 / 3,
+        ]
+    ) / float(n)
 
 
 def sample_surface(vertices, faces, *, spacing_mm: float):
@@ -139,7 +151,8 @@ def sample_surface(vertices, faces, *, spacing_mm: float):
     faces : ndarray of shape (m, 3)
     spacing_mm : float
         Each triangle is split into ``k^2`` similar triangles with edges no longer
-        than this; their corners are the samples (covering radius <= spacing).
+        than this; their centroids are the samples (covering radius <= 2/3
+        spacing), each standing for an equal share of the triangle's area.
 
     Returns
     -------

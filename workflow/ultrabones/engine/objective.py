@@ -63,6 +63,12 @@ class RobustObjective(_Base):
         Probe-facing surface samples near the plane, initial image frame.
     weights : ndarray of shape (k,)
         Surface area (mm^2) each sample stands for.
+    normals_image0 : ndarray of shape (k, 3)
+        Unit normals of the samples, initial image frame. Each sample's area is
+        scaled by the in-plane length of its normal at the perturbed pose,
+        ``sqrt(1 - n_z^2)``: the area of a surface within a slab of the plane
+        grows as 1/that factor, so without it a plane grazing the bone would
+        earn more than a plane cutting it.
     evidence : ndarray of shape (r, c)
         Bone evidence map at ``factor`` times coarser pixels.
     factor : int
@@ -77,6 +83,7 @@ class RobustObjective(_Base):
         weights,
         evidence,
         *,
+        normals_image0,
         factor,
         sigma_mm,
         lam,
@@ -85,6 +92,7 @@ class RobustObjective(_Base):
         super().__init__(geom, fiducials, lam)
         self.points = np.asarray(points_image0, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
+        self.normals = np.asarray(normals_image0, dtype=np.float64)
         self.evidence, self.factor = evidence, int(factor)
         self.sigma = float(sigma_mm)
         self.scale = 1.0 / (self.sigma * np.sqrt(2 * np.pi))
@@ -98,6 +106,7 @@ class RobustObjective(_Base):
         out = _evidence_sums(
             T,
             self.points,
+            self.normals,
             self.weights,
             self.evidence,
             grid,
@@ -108,8 +117,8 @@ class RobustObjective(_Base):
 
 
 @numba.njit(cache=True, nogil=True)
-def _evidence_sums(T, points, weights, evidence, grid, sigma, outside):
-    """Sum Gaussian-weighted bilinear evidence over points for each transform."""
+def _evidence_sums(T, points, normals, weights, evidence, grid, sigma, outside):
+    """Sum Gaussian- and slope-weighted bilinear evidence over points per transform."""
     rows, cols = evidence.shape
     out = np.zeros(T.shape[0])
     cut = 3.0 * sigma
@@ -122,16 +131,22 @@ def _evidence_sums(T, points, weights, evidence, grid, sigma, outside):
                 continue
             qx = T[s, 0, 0] * x + T[s, 0, 1] * y + T[s, 0, 2] * z + T[s, 0, 3]
             qy = T[s, 1, 0] * x + T[s, 1, 1] * y + T[s, 1, 2] * z + T[s, 1, 3]
+            nz = (
+                T[s, 2, 0] * normals[k, 0]
+                + T[s, 2, 1] * normals[k, 1]
+                + T[s, 2, 2] * normals[k, 2]
+            )
+            g = weights[k] * np.exp(-0.5 * (qz / sigma) ** 2)
+            g *= np.sqrt(max(0.0, 1.0 - nz * nz))
             c = qx * grid[0] - grid[2]
             r = qy * grid[1] - grid[2]
             c0, r0 = int(np.floor(c)), int(np.floor(r))
             if r0 < 0 or c0 < 0 or r0 >= rows - 1 or c0 >= cols - 1:
-                acc += weights[k] * np.exp(-0.5 * (qz / sigma) ** 2) * outside
+                acc += g * outside
                 continue
             fc, fr = c - c0, r - r0
             top = evidence[r0, c0] * (1 - fc) + evidence[r0, c0 + 1] * fc
             bot = evidence[r0 + 1, c0] * (1 - fc) + evidence[r0 + 1, c0 + 1] * fc
-            g = weights[k] * np.exp(-0.5 * (qz / sigma) ** 2)
             acc += g * (top * (1 - fr) + bot * fr)
         out[s] = acc
     return out

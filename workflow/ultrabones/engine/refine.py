@@ -13,6 +13,9 @@ __all__ = ["Refinement", "refine"]
 
 #: Compass search: first step (fraction of the bounds) and the last.
 COMPASS_STEPS = (0.08, 0.01)
+#: Pull-back: a component of the correction (a motion of the image about the bone)
+#: is undone when it earns less than this fraction of the refinement's gain.
+PULL_BACK_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,13 @@ def _search_de(objective, bounds, params, rng) -> np.ndarray:
     return np.asarray(result.x, dtype=float)
 
 
-def _compass(objective, start, bounds) -> tuple[np.ndarray, float]:
+def _compass(objective, start, bounds, moves=None) -> tuple[np.ndarray, float]:
+    """Compass search from ``start`` along ``moves`` (default: the axes), clipped."""
     width = bounds[:, 1] - bounds[:, 0]
+    axes = np.eye(6) if moves is None else moves
     best, value = start, float(objective(start[None])[0])
     step = COMPASS_STEPS[0]
-    moves = np.concatenate([np.eye(6), -np.eye(6)])
+    moves = np.concatenate([axes, -axes])
     while step >= COMPASS_STEPS[1]:
         trial = np.clip(best + step * width * moves, bounds[:, 0], bounds[:, 1])
         values = objective(trial)
@@ -71,7 +76,66 @@ def _compass(objective, start, bounds) -> tuple[np.ndarray, float]:
     return best, value
 
 
-def refine(objective, *, params, rng, coarse=None) -> Refinement:
+def _project_flat(objective, eps, value, budget, pull, bounds):
+    """Remove the flat components of the correction if that costs < budget.
+
+    The rest is re-optimised by a compass search along the pinned directions
+    (local mm/deg units; the box is checked on the result).
+    """
+    geom, (centre, flat) = objective.geom, pull
+    if not len(flat):
+        return eps, value
+    local = geom.local_from_eps(eps, centre)
+    pinned = np.linalg.svd(np.eye(6) - flat.T @ flat)[0][:, : 6 - len(flat)].T
+
+    def in_local(c):
+        return objective(geom.eps_from_local(c, centre))
+
+    wide = np.array([[-1.5, 1.5]] * 6)
+    best, cand_value = _compass(in_local, local - flat.T @ (flat @ local), wide, pinned)
+    cand = geom.eps_from_local(best, centre)
+    if np.any(cand < bounds[:, 0]) or np.any(cand > bounds[:, 1]):
+        return eps, value
+    return (cand, cand_value) if cand_value >= budget else (eps, value)
+
+
+def _pull_back(objective, eps, value, gain, pull, bounds):
+    """Undo the components of ``eps`` along which the evidence is (nearly) flat.
+
+    First the components along the geometrically flat directions of ``pull``
+    (``(centre, flat)``, see :func:`~ultrabones.engine.geometry.flat_directions`)
+    are removed together; then the image motion of ``eps`` is split into
+    translations along and rotations
+    about the image axes at ``centre`` (the bone); components are set to zero,
+    cheapest first, while the objective loses less than ``PULL_BACK_FRACTION``
+    of ``gain`` in total (staying inside ``bounds``). The image does not pin
+    motion along a long bone's axis or tilts out of its plane; there the start
+    pose is the best estimate.
+
+    Returns
+    -------
+    eps, value : ndarray of shape (6,), float
+    """
+    geom, centre = objective.geom, pull[0]
+    budget = value - PULL_BACK_FRACTION * max(gain, 0.0)
+    eps, value = _project_flat(objective, eps, value, budget, pull, bounds)
+    local = geom.local_from_eps(eps, centre)
+    trials = np.repeat(local[None], 6, axis=0)
+    trials[np.arange(6), np.arange(6)] = 0.0
+    order = np.argsort(-objective(geom.eps_from_local(trials, centre)))
+    for i in order:
+        trial = local.copy()
+        trial[i] = 0.0
+        cand = geom.eps_from_local(trial, centre)
+        if np.any(cand < bounds[:, 0]) or np.any(cand > bounds[:, 1]):
+            continue
+        cand_value = float(objective(cand[None])[0])
+        if cand_value >= budget:
+            local, eps, value = trial, cand, cand_value
+    return eps, value
+
+
+def refine(objective, *, params, rng, coarse=None, pull=None) -> Refinement:
     """Maximise ``objective`` over the perturbation box of ``params``.
 
     Parameters
@@ -82,6 +146,9 @@ def refine(objective, *, params, rng, coarse=None) -> Refinement:
     rng : numpy.random.Generator
     coarse : callable, optional
         A cheaper version of the objective for the global (DE) stage.
+    pull : (ndarray of shape (3,), ndarray of shape (k, 6)), optional
+        Pivot (initial image mm, the bone) and flat directions of the final
+        pull-back; no pull-back when None.
 
     Returns
     -------
@@ -94,6 +161,8 @@ def refine(objective, *, params, rng, coarse=None) -> Refinement:
     eps = _search_de(first, bounds, params, rng)
     eps, value = _compass(objective, eps, bounds)
     start = float(objective(np.zeros((1, 6)))[0])
+    if pull is not None and value > start:
+        eps, value = _pull_back(objective, eps, value, value - start, pull, bounds)
     if value < start:
         eps, value = np.zeros(6), start
     used = objective.evaluations + (coarse.evaluations if coarse is not None else 0)

@@ -37,6 +37,7 @@ from .motion import (
     IMAGE_PERIOD_MS,
     TRACKER_HZ,
     ErrorModel,
+    calibration_error,
     draw_path,
     estimate_registration,
     stream_at,
@@ -47,6 +48,7 @@ from .render import draw_tissue, make_bank, render_frame
 
 __all__ = [
     "GAMMA_MM",
+    "misalignment_3d_mm",
     "misalignment_mm",
     "misalignment_table",
     "simulate_cohort",
@@ -94,9 +96,9 @@ def _record_calibration(preset, seed, specimen, model: ErrorModel) -> Calibratio
     """The error-carrying calibration a lab would have used for this specimen."""
     truth = true_probe(preset, seed)
     rng = rng_for(seed, specimen, "calibration-error")
-    delta = np.r_[rng.normal(0, model.calib_mm, 3), rng.normal(0, model.calib_deg, 3)]
+    field = np.multiply(truth.image_size_px, truth.pixel_spacing_mm)
     return Calibration(
-        truth.probe_from_image @ matrix_from_params(delta),
+        truth.probe_from_image @ calibration_error(rng, model, field),
         truth.pixel_spacing_mm,
         truth.image_size_px,
         truth.probe_marker_fiducials_mm,
@@ -269,7 +271,7 @@ def _lag_error(rng, stamps, model: ErrorModel) -> np.ndarray:
     return offset + model.lag_drift_ms * np.sin(2 * np.pi * stamps / period + phase)
 
 
-def misalignment_mm(
+def misalignment_3d_mm(
     mask, grid: ImageGrid, ct_from_image_true, ct_from_image_est
 ) -> float:
     """Mean 3D distance (mm) between a label's CT points under true and erroneous pose.
@@ -285,6 +287,30 @@ def misalignment_mm(
             apply_rigid(ct_from_image_true, p) - apply_rigid(ct_from_image_est, p),
             axis=1,
         ).mean()
+    )
+
+
+def misalignment_mm(scene, full_true, grid: ImageGrid, ct_from_image_est) -> float:
+    """In-plane label error (mm) of the record's pose, as the label engine is judged.
+
+    The symmetric mean distance between the pixel centres of the full label under the
+    record's pose (``ct_from_image_est``) and of the true full label ``full_true``
+    (``ultrabones.engine.bench.label_error_mm``, the same function the engine's
+    benchmark scores with). NaN when either label is empty.
+    """
+    from ..engine.bench import label_error_mm
+
+    est = full_label(scene, ct_from_image_est, grid, gamma_mm=GAMMA_MM)
+    return label_error_mm(est, full_true, spacing_mm=grid.spacing_mm)
+
+
+def _frame_misalignment(scene, grid, plan: _Sweep, k: int, full) -> tuple:
+    """(label error, 3D distance) of frame ``k`` whose true full label is ``full``."""
+    T = plan.ct_from_image_true[k]
+    est = plan.ct_from_image_est[k]
+    return (
+        misalignment_mm(scene, full, grid, est),
+        misalignment_3d_mm(full, grid, T, est),
     )
 
 
@@ -382,7 +408,7 @@ def _frames(sweep_dir: Path, truth_dir: Path, plan: _Sweep, scene, rng, *, truth
             )
             rows.append(
                 (
-                    misalignment_mm(full, plan.grid, T, plan.ct_from_image_est[k]),
+                    *_frame_misalignment(scene, plan.grid, plan, k, full),
                     int(full.sum()),
                     int(vis.sum()),
                 )
@@ -422,8 +448,9 @@ def _write_truth_poses(folder: Path, plan: _Sweep, rows) -> None:
     )
     df["error_rotation_deg"] = rotation_angle_deg(err)
     df["misalignment_mm"] = [r[0] for r in rows]
-    df["label_full_px"] = [r[1] for r in rows]
-    df["label_visible_px"] = [r[2] for r in rows]
+    df["misalignment_3d_mm"] = [r[1] for r in rows]
+    df["label_full_px"] = [r[2] for r in rows]
+    df["label_visible_px"] = [r[3] for r in rows]
     folder.mkdir(parents=True, exist_ok=True)
     write_table(folder / "poses.csv", df)
 
@@ -491,7 +518,8 @@ def misalignment_table(
     Returns
     -------
     table : DataFrame
-        Columns specimen, sweep, timestamp, misalignment_mm.
+        Columns specimen, sweep, timestamp, misalignment_mm (in-plane label error,
+        see `misalignment_mm`), misalignment_3d_mm (see `misalignment_3d_mm`).
     """
     preset = _check(preset, frames=frames, errors=errors)
     model = ERROR_MODELS[errors]
@@ -512,9 +540,16 @@ def misalignment_table(
                         specimen,
                         sweep,
                         int(plan.stamps[k]),
-                        misalignment_mm(full, plan.grid, T, plan.ct_from_image_est[k]),
+                        *_frame_misalignment(scene, plan.grid, plan, k, full),
                     )
                 )
     return pd.DataFrame(
-        rows, columns=["specimen", "sweep", "timestamp", "misalignment_mm"]
+        rows,
+        columns=[
+            "specimen",
+            "sweep",
+            "timestamp",
+            "misalignment_mm",
+            "misalignment_3d_mm",
+        ],
     )

@@ -15,7 +15,14 @@ from scipy.ndimage import gaussian_filter1d
 from ..io.tracker import MarkerStream
 from ..transforms import fit_rigid, interpolate_rigid, invert_rigid, matrix_from_params
 
-__all__ = ["ERROR_MODELS", "ErrorModel", "ProbePath", "draw_path", "tracker_streams"]
+__all__ = [
+    "ERROR_MODELS",
+    "ErrorModel",
+    "ProbePath",
+    "calibration_error",
+    "draw_path",
+    "tracker_streams",
+]
 
 IMAGE_PERIOD_MS = 88
 TRACKER_HZ = 60.0
@@ -34,7 +41,16 @@ class ErrorModel:
     dropouts : int
         Dropout bursts per marker stream (2 to 6 samples each).
     calib_mm, calib_deg : float
-        Per-axis SD of the error of the calibration used for the record (per specimen).
+        Per-axis SD of the error of the calibration used for the record (per
+        specimen): they set the error's direction in (mm, deg) space only ...
+    calib_inplane_mm : float
+        ... its size is rescaled so the image field's points move by this much in
+        the image plane on average (0: keep the drawn size).
+    calib_axial_mm : float
+        Largest extra depth (image y) offset of that calibration: the phantom's water
+        and the tissue have other speeds of sound than the scanner assumes, which
+        shifts echoes at bone depth by about 1 mm; drawn per specimen with a random
+        sign and a size in [0.5, 1] x this value.
     lag_offset_ms, lag_drift_ms : float
         SD of the lag estimate's constant error, amplitude of its slow drift.
     sphere_noise_mm, voxel_mm : float
@@ -54,6 +70,8 @@ class ErrorModel:
     sphere_noise_mm: float
     voxel_mm: float
     sphere_shift_mm: float
+    calib_inplane_mm: float = 0.0
+    calib_axial_mm: float = 0.0
 
     @property
     def exact(self) -> bool:
@@ -62,7 +80,7 @@ class ErrorModel:
 
 
 ERROR_MODELS = {
-    "paper": ErrorModel(0.12, 0.03, 3, 0.45, 0.3, 4.0, 6.0, 0.15, 0.5, 0.12),
+    "paper": ErrorModel(0.12, 0.03, 3, 1.0, 0.8, 4.0, 6.0, 0.15, 0.5, 0.3, 1.0, 2.2),
     "none": ErrorModel(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
 }
 
@@ -151,6 +169,26 @@ def draw_path(
     wobble = centre @ matrix_from_params(np.c_[np.zeros((n, 3)), tilt])
     leg_from_image = leg_from_image @ wobble @ invert_rigid(centre)
     return ProbePath(t, ct_from_leg @ leg_from_image)
+
+
+def calibration_error(rng, model: ErrorModel, field_mm) -> np.ndarray:
+    """Draw the rigid error (image frame) of the calibration used for a record.
+
+    A calibration error is rigid in T_US<-I; only its in-plane part moves a
+    transverse label, so the draw is rescaled to a fixed mean in-plane displacement
+    of the image field (``field_mm``: width, depth) instead of leaving the label
+    error to the luck of one draw per specimen.
+    """
+    delta = np.r_[rng.normal(0, model.calib_mm, 3), rng.normal(0, model.calib_deg, 3)]
+    if model.calib_inplane_mm > 0:
+        u, v = np.meshgrid(*(np.linspace(0, f, 5) for f in field_mm))
+        p = np.c_[u.ravel(), v.ravel(), np.zeros(u.size)]
+        moved = p @ matrix_from_params(delta)[:3, :3].T + delta[:3]
+        size = np.linalg.norm((moved - p)[:, :2], axis=1).mean()
+        # small angles: the displacement scales with the parameters
+        delta = delta * model.calib_inplane_mm / size
+    axial = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * model.calib_axial_mm
+    return matrix_from_params(delta + np.r_[0.0, axial, 0.0, 0.0, 0.0, 0.0])
 
 
 def tracker_streams(
