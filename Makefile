@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.setup-done
 SYSTEM_LIBS := libgl1 libegl1 libusb-1.0-0 libgomp1
+# Rules call `ultrabones ...`: put the venv first on PATH for Snakemake and its jobs.
+export PATH := $(abspath $(BIN)):$(PATH)
+SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup system-libs run test lint pytest clean
+.PHONY: setup system-libs run report test lint pytest test-slurm clean
 
 setup: $(STAMP)
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
-	$(BIN)/python -c "import open3d, zarr, xarray, numba, snakemake" 
+	$(BIN)/python -c "import open3d, zarr, xarray, numba, snakemake"
 	touch $(STAMP)
 
 # open3d links these; install what is missing when we may (root), else say what to install.
@@ -33,15 +36,26 @@ system-libs:
 	  fi; \
 	fi
 
+# The whole workflow on the embedded default (the tiny simulated cohort).
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
+
+# HTML report of a finished run: results/report.html.
+report: setup
+	$(SNAKEMAKE) --cores 1 --report results/report.html
 
 lint: setup
 	$(BIN)/ruff check workflow tests
 	$(BIN)/ruff format --check workflow tests
+	$(BIN)/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint
 
 pytest: setup
 	$(BIN)/pytest -q
+
+# The SLURM test alone (also part of `make test`; skips without root or with real SLURM).
+test-slurm: setup
+	$(BIN)/pytest -q -m slurm tests/test_slurm.py
 
 test: lint pytest
 

@@ -18,7 +18,28 @@ from ..errors import UltrabonesError
 __all__ = ["main"]
 
 #: Subcommand modules, in pipeline order.
-COMMANDS = ("info",)
+COMMANDS = (
+    "info",
+    "simulate",
+    "simulate_bench",
+    "appearance",
+    "ingest",
+    "calibrate",
+    "register",
+    "poses",
+    "prepare_specimen",
+    "select_lambda",
+    "label_sweep",
+    "bench",
+    "qa",
+    "qa_summary",
+    "release",
+    "export_public",
+    "manifest",
+    "evaluate",
+    "otsu",
+    "audit",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

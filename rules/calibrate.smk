@@ -1,0 +1,25 @@
+# Stage 2: spatio-temporal probe calibration, once per Z-phantom recording.
+
+
+if SIMULATED and is_activated("calibrate"):
+
+    rule calibrate_probe:
+        input:
+            recording="results/simulate/recording/{recording}",
+        output:
+            calibration="results/calibrate/{recording}/calibration.yaml",
+        log:
+            "logs/calibrate_probe/{recording}.log",
+        benchmark:
+            "benchmarks/calibrate_probe/{recording}.tsv"
+        conda:
+            "../envs/ultrabones.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            folder=lambda wildcards, input: f"{input.recording}/calibration/{wildcards.recording}",
+            out=lambda wildcards, output: str(Path(output.calibration).parent),
+        shell:
+            "ultrabones calibrate {params.folder} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,171 @@
+# Python only: config and sheet validation, path checks, input functions. No rules.
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from snakemake.utils import validate
+
+validate(config, schema="../config/schema.yaml")
+
+
+def _read_sweeps(path):
+    if not Path(path).is_file():
+        raise ValueError(f"input.sweeps: sheet {path} not found")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    validate(sheet, schema="../config/sweeps.schema.yaml")
+    dup = sheet.duplicated(["specimen", "sweep"])
+    if dup.any():
+        row = sheet[dup].iloc[0]
+        raise ValueError(
+            f"{path}: duplicate sweep {row.specimen}/{row.sweep} (rows must be unique)"
+        )
+    return sheet.set_index(["specimen", "sweep"], drop=False).sort_index()
+
+
+SWEEPS = _read_sweeps(config["input"]["sweeps"])
+MODE = config["input"]["mode"]
+SIMULATED = MODE == "simulate"
+
+
+def _check_records(sheet):
+    for i, row in enumerate(sheet.itertuples(), start=2):
+        where = f"{config['input']['sweeps']} line {i} ({row.specimen}/{row.sweep})"
+        if not row.record:
+            raise ValueError(f"{where}: input.mode records needs a record folder")
+        if not (Path(row.record) / "sweep_initial.csv").is_file():
+            raise ValueError(
+                f"{where}: record folder {row.record} not found "
+                "(expected sweep_initial.csv in it)"
+            )
+
+
+def _check_preset(sheet):
+    from ultrabones.simulate.presets import PRESETS
+
+    preset = PRESETS[config["input"]["simulate"]["preset"]]
+    for row in sheet.itertuples():
+        if row.specimen not in preset.specimens or row.sweep not in preset.sweeps:
+            raise ValueError(
+                f"input.sweeps: {row.specimen}/{row.sweep} is not in simulator preset "
+                f"{preset.name} (specimens {preset.specimens}, sweeps {preset.sweeps})"
+            )
+
+
+if SIMULATED:
+    _check_preset(SWEEPS)
+else:
+    _check_records(SWEEPS)
+
+SPECIMENS = sorted(SWEEPS["specimen"].unique())
+#: Wildcard patterns built from the sheet's IDs (used by the Snakefile).
+SPECIMEN_PATTERN = "|".join(SPECIMENS)
+SWEEP_PATTERN = "|".join(sorted(SWEEPS["sweep"].unique()))
+
+
+def config_hash(*sections):
+    """SHA-256 of the named config sections (all when none): store provenance."""
+    keys = sections or sorted(config)
+    doc = {k: config[k] for k in keys}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def is_activated(path):
+    """True when the config section at ``path`` (a/b) has ``activate: true``."""
+    section = config
+    for key in path.split("/"):
+        section = section[key]
+    return bool(section["activate"])
+
+
+def sweep_ids():
+    """(specimen, sweep) pairs of the sheet, for expand(zip)."""
+    return {"specimen": list(SWEEPS["specimen"]), "sweep": list(SWEEPS["sweep"])}
+
+
+def per_sweep(pattern):
+    """Expand a path pattern over every sweep of the sheet."""
+    return expand(pattern, zip, **sweep_ids())
+
+
+def get_record(wildcards):
+    """The record folder of a sweep (mode records)."""
+    return SWEEPS.loc[(wildcards.specimen, wildcards.sweep), "record"]
+
+
+def get_bones(wildcards):
+    """The bone models of a specimen: its first record's CT_models (mode records)."""
+    first = SWEEPS.loc[wildcards.specimen].iloc[0]
+    return str(Path(first["record"]) / "CT_models")
+
+
+def sweep_folder(wildcards):
+    """A simulated sweep's folder inside its cohort output (mode simulate)."""
+    return (
+        f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}/specimens/"
+        f"{wildcards.specimen}/sweeps/{wildcards.sweep}"
+    )
+
+
+def get_calibration(wildcards):
+    """The calibration file a sweep's poses use: ours, or the sweep's own."""
+    if is_activated("calibrate"):
+        recording = config["input"]["simulate"]["recording"]
+        return f"results/calibrate/{recording}/calibration.yaml"
+    return f"{sweep_folder(wildcards)}/calibration.yaml"
+
+
+def get_calibration_input(wildcards):
+    """The job output that holds the calibration file of a sweep."""
+    if is_activated("calibrate"):
+        return get_calibration(wildcards)
+    return f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}"
+
+
+def get_specimen_bones(wildcards):
+    """The folder of a specimen's bone models."""
+    if SIMULATED:
+        return f"results/simulate/specimen/{wildcards.specimen}"
+    return get_bones(wildcards)
+
+
+def truth_folder(wildcards):
+    """The simulator's truth of a sweep, inside its cohort output (mode simulate)."""
+    return (
+        f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}/truth/"
+        f"specimens/{wildcards.specimen}/sweeps/{wildcards.sweep}"
+    )
+
+
+def bones_folder(wildcards, input):
+    """The folder of a specimen's bone STLs, given the job's ``input.bones``."""
+    if SIMULATED:
+        return f"{input.bones}/specimens/{wildcards.specimen}/ct/bones"
+    return input.bones
+
+
+def release_files():
+    """Every file or folder of the release, as the manifest covers them."""
+    files = [
+        "results/release/labels",
+        "results/release/splits.csv",
+        "results/release/reject_statistics.csv",
+        "results/release/README.md",
+        "results/release/qa/discard_rate.png",
+    ]
+    files += per_sweep("results/release/qa/{specimen}/{sweep}/overlays.png")
+    files += per_sweep("results/release/qa/{specimen}/{sweep}/corrections.png")
+    if is_activated("qc/select_lambda"):
+        files.append("results/release/qa/lambda/lambda.png")
+    if is_activated("release/export_public"):
+        files += per_sweep("results/release/public/{specimen}/{sweep}")
+    return files
+
+
+def get_final_output():
+    """Targets of the default rule: the release with its manifest, and QC scores."""
+    targets = ["results/release/manifest.sha256", "results/qc/otsu.json"]
+    targets += per_sweep("results/qc/audit/{specimen}/{sweep}")
+    if SIMULATED:
+        targets += per_sweep("results/qc/evaluate/{specimen}/{sweep}")
+    return targets

@@ -1,0 +1,172 @@
+# Stage 5: quality control figures per sweep and for the whole release.
+
+
+rule plot_sweep_qa:
+    input:
+        store="results/label/{specimen}/{sweep}.zarr",
+    output:
+        overlays=report(
+            "results/release/qa/{specimen}/{sweep}/overlays.png",
+            caption="../report/overlays.rst",
+            category="Label QC",
+            subcategory="{specimen}",
+            labels={"sweep": "{sweep}", "figure": "overlays"},
+        ),
+        corrections=report(
+            "results/release/qa/{specimen}/{sweep}/corrections.png",
+            caption="../report/corrections.rst",
+            category="Fiducial corrections",
+            subcategory="{specimen}",
+            labels={"sweep": "{sweep}", "figure": "corrections"},
+        ),
+    log:
+        "logs/plot_sweep_qa/{specimen}/{sweep}.log",
+    benchmark:
+        "benchmarks/plot_sweep_qa/{specimen}/{sweep}.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        out=lambda wildcards, output: str(Path(output.overlays).parent),
+        frames=config["qc"]["overlay_frames"],
+        max_correction_mm=config["engine"]["max_correction_mm"],
+    shell:
+        "ultrabones qa {input.store} --frames {params.frames}"
+        " --max-correction-mm {params.max_correction_mm} --out {params.out} > {log} 2>&1"
+
+
+rule plot_release_qa:
+    input:
+        stats="results/release/reject_statistics.csv",
+    output:
+        discard_rate=report(
+            "results/release/qa/discard_rate.png",
+            caption="../report/discard_rate.rst",
+            category="Release",
+        ),
+    log:
+        "logs/plot_release_qa/release.log",
+    benchmark:
+        "benchmarks/plot_release_qa/release.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        out=lambda wildcards, output: str(Path(output.discard_rate).parent),
+    shell:
+        "ultrabones qa-summary {input.stats} --out {params.out} > {log} 2>&1"
+
+
+rule audit_sweep:
+    input:
+        store="results/label/{specimen}/{sweep}.zarr",
+        bones=get_specimen_bones,
+    output:
+        audit=directory("results/qc/audit/{specimen}/{sweep}"),
+    log:
+        "logs/audit_sweep/{specimen}/{sweep}.log",
+    benchmark:
+        "benchmarks/audit_sweep/{specimen}/{sweep}.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        bones=bones_folder,
+        truth=lambda wildcards: (
+            f"--truth {truth_folder(wildcards)}" if SIMULATED else ""
+        ),
+    shell:
+        "ultrabones audit {input.store} --bones {params.bones} {params.truth}"
+        " --out {output.audit} > {log} 2>&1"
+
+
+rule compute_otsu:
+    input:
+        stores=per_sweep("results/label/{specimen}/{sweep}.zarr"),
+    output:
+        otsu="results/qc/otsu.json",
+        figure=report(
+            "results/qc/otsu.png",
+            caption="../report/otsu.rst",
+            category="Release",
+        ),
+    log:
+        "logs/compute_otsu/all.log",
+    benchmark:
+        "benchmarks/compute_otsu/all.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "ultrabones otsu {input.stores} --figure {output.figure}"
+        " --out {output.otsu} > {log} 2>&1"
+
+
+if SIMULATED:
+
+    rule evaluate_sweep:
+        input:
+            store="results/label/{specimen}/{sweep}.zarr",
+            sweep="results/simulate/sweep/{specimen}/{sweep}",
+        output:
+            scores=directory("results/qc/evaluate/{specimen}/{sweep}"),
+        log:
+            "logs/evaluate_sweep/{specimen}/{sweep}.log",
+        benchmark:
+            "benchmarks/evaluate_sweep/{specimen}/{sweep}.tsv"
+        conda:
+            "../envs/ultrabones.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        params:
+            truth=lambda wildcards: f"{truth_folder(wildcards)}/label_visible",
+        shell:
+            "ultrabones evaluate --pred {input.store} --pred-var label"
+            " --truth {params.truth} --out {output.scores} > {log} 2>&1"
+
+
+if is_activated("qc/select_lambda"):
+
+    rule select_lambda:
+        input:
+            record=lambda wildcards: per_sweep("results/poses/{specimen}/{sweep}")[0],
+            model=lambda wildcards: f"results/model/{SWEEPS['specimen'].iloc[0]}",
+        output:
+            table=report(
+                "results/release/qa/lambda/lambda.png",
+                caption="../report/lambda.rst",
+                category="Release",
+            ),
+        log:
+            "logs/select_lambda/lambda.log",
+        benchmark:
+            "benchmarks/select_lambda/lambda.tsv"
+        conda:
+            "../envs/ultrabones.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            out=lambda wildcards, output: str(Path(output.table).parent),
+            frames=config["qc"]["select_lambda"]["frames"],
+            seed=config["qc"]["select_lambda"]["seed"],
+            objective=config["engine"]["objective"],
+        shell:
+            "ultrabones select-lambda {input.record} --model {input.model}"
+            " --frames {params.frames} --seed {params.seed}"
+            " --objective {params.objective} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,76 @@
+# Stage 3: per specimen, marker-to-CT registration and the engine's precomputation;
+# per sweep, the frames' poses T_CT<-US.
+
+
+if SIMULATED:
+
+    rule register_specimen:
+        input:
+            specimen="results/simulate/specimen/{specimen}",
+        output:
+            registration="results/register/{specimen}/ct_from_specimen.json",
+        log:
+            "logs/register_specimen/{specimen}.log",
+        benchmark:
+            "benchmarks/register_specimen/{specimen}.tsv"
+        conda:
+            "../envs/ultrabones.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            folder=lambda wildcards, input: f"{input.specimen}/specimens/{wildcards.specimen}",
+            max_fre_mm=config["register"]["max_fre_mm"],
+        shell:
+            "ultrabones register {params.folder} --max-fre-mm {params.max_fre_mm}"
+            " --out {output.registration} > {log} 2>&1"
+
+    rule compute_poses:
+        input:
+            sweep="results/simulate/sweep/{specimen}/{sweep}",
+            calibration=get_calibration_input,
+            registration="results/register/{specimen}/ct_from_specimen.json",
+        output:
+            directory("results/poses/{specimen}/{sweep}"),
+        log:
+            "logs/compute_poses/{specimen}/{sweep}.log",
+        benchmark:
+            "benchmarks/compute_poses/{specimen}/{sweep}.tsv"
+        conda:
+            "../envs/ultrabones.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            folder=sweep_folder,
+            calibration=get_calibration,
+            max_gap_ms=config["poses"]["max_gap_ms"],
+        shell:
+            "ultrabones poses {params.folder} --calibration {params.calibration}"
+            " --registration {input.registration} --max-gap-ms {params.max_gap_ms}"
+            " --out {output} > {log} 2>&1"
+
+
+rule prepare_specimen:
+    input:
+        bones=get_specimen_bones,
+    output:
+        model=directory("results/model/{specimen}"),
+    log:
+        "logs/prepare_specimen/{specimen}.log",
+    benchmark:
+        "benchmarks/prepare_specimen/{specimen}.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        folder=bones_folder,
+        spacing_mm=config["engine"]["sample_spacing_mm"],
+    shell:
+        "ultrabones prepare-specimen --bones {params.folder}"
+        " --sample-spacing-mm {params.spacing_mm} --out {output.model} > {log} 2>&1"

@@ -1,0 +1,53 @@
+"""The tiny workflow through the SLURM executor on a throwaway single-node cluster."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from slurm.cluster import ClusterUnavailable, ThrowawaySlurm, unavailable_reason
+from workflow_helpers import REPO, copy_workflow, snakemake
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        with ThrowawaySlurm() as running:
+            yield running
+    except ClusterUnavailable as err:
+        pytest.fail(f"throwaway SLURM cluster did not start: {err}")
+
+
+def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
+    workdir = copy_workflow(tmp_path)
+    shutil.copy(
+        REPO / "tests" / "workflow" / "tiny" / "config.yaml",
+        workdir / "config" / "case.yaml",
+    )
+    proc = snakemake(
+        workdir,
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        "config/case.yaml",
+        "--jobs",
+        "4",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        timeout=1200,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    job_ids = re.findall(r"SLURM jobid (\d+)", output)
+    assert len(job_ids) >= 20, output[-2000:]
+    label_log = (workdir / "logs" / "label_sweep" / "S01" / "tibia-1.log").read_text()
+    inside = re.search(r"SLURM_JOB_ID=(\d+)", label_log)
+    assert inside and inside.group(1) in job_ids
+    assert (workdir / "results" / "release" / "manifest.sha256").is_file()

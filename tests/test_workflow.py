@@ -1,0 +1,84 @@
+"""The workflow's shape: dry-run fan-out and misconfiguration caught before any job."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from workflow_helpers import copy_workflow, job_counts, snakemake
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return copy_workflow(tmp_path)
+
+
+def write_config(workdir, doc) -> str:
+    path = workdir / "config" / "extra.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path.relative_to(workdir))
+
+
+def test_dry_run_fans_out_per_specimen_and_sweep(workdir):
+    proc = snakemake(workdir, "-n", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr
+    counts = job_counts(proc.stdout)
+    per_specimen = ("simulate_specimen", "register_specimen", "prepare_specimen")
+    per_sweep = ("simulate_sweep", "compute_poses", "label_sweep", "plot_sweep_qa")
+    assert {r: counts[r] for r in per_specimen} == dict.fromkeys(per_specimen, 2)
+    assert {r: counts[r] for r in per_sweep} == dict.fromkeys(per_sweep, 4)
+    assert counts["calibrate_probe"] == 1 and counts["build_release"] == 1
+
+
+def test_export_public_can_be_turned_off(workdir):
+    extra = write_config(workdir, {"release": {"export_public": {"activate": False}}})
+    proc = snakemake(workdir, "-n", "--cores", "2", "--configfile", extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "export_public" not in job_counts(proc.stdout)
+
+
+def test_real_sample_config_skips_simulation(workdir, real_sample):
+    sheet = workdir / "config" / "real-sweeps.tsv"
+    sheet.write_text(f"specimen\tsweep\trecord\nR01\tfibula-1\t{real_sample}\n")
+    proc = snakemake(
+        workdir, "-n", "--cores", "2", "--configfile", "config/real-sample.yaml"
+    )
+    assert proc.returncode == 0, proc.stderr
+    counts = job_counts(proc.stdout)
+    assert counts["ingest_record"] == 1 and "simulate_sweep" not in counts
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"engine": {"gamma": 0.3}}, "'gamma' was unexpected"),
+        ({"label": {"threads": "two"}}, "'two' is not of type 'integer'"),
+        ({"engine": {"objective": "fast"}}, "'fast' is not one of"),
+        ({"input": {"mode": "records"}}, "needs a record folder"),
+    ],
+)
+def test_misconfiguration_fails_before_any_job(workdir, doc, message):
+    extra = write_config(workdir, doc)
+    proc = snakemake(workdir, "-n", "--cores", "2", "--configfile", extra)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (workdir / "results").exists()
+
+
+def test_missing_record_folder_is_named(workdir):
+    sheet = workdir / "config" / "missing.tsv"
+    sheet.write_text("specimen\tsweep\trecord\nR01\tfibula-1\tno/such/record\n")
+    extra = write_config(
+        workdir, {"input": {"mode": "records", "sweeps": "config/missing.tsv"}}
+    )
+    proc = snakemake(workdir, "-n", "--cores", "2", "--configfile", extra)
+    assert proc.returncode != 0
+    assert "record folder no/such/record not found" in proc.stderr + proc.stdout
+
+
+def test_sweep_outside_the_preset_is_named(workdir):
+    sheet = workdir / "config" / "sweeps.tsv"
+    sheet.write_text("specimen\tsweep\trecord\nS09\ttibia-1\t\n")
+    proc = snakemake(workdir, "-n", "--cores", "2")
+    assert proc.returncode != 0
+    assert "S09/tibia-1 is not in simulator preset tiny" in proc.stderr + proc.stdout

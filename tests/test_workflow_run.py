@@ -1,0 +1,182 @@
+"""End to end on the tiny test case: run, rerun, report, snapshot, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import BIN, REPO, WORKFLOW_FILES, copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+CASE = REPO / "tests" / "workflow" / "tiny"
+ARGS = ("--cores", "2", "--configfile", "config/case.yaml", "--rerun-incomplete")
+#: Generated folders whose contents vary between runs (times, PIDs, host).
+IGNORED = ("logs", "benchmarks", ".snakemake")
+
+
+def prepare(workdir: Path) -> Path:
+    copy_workflow(workdir)
+    (workdir / "config" / "case.yaml").write_text((CASE / "config.yaml").read_text())
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = prepare(tmp_path_factory.mktemp("tiny"))
+    proc = snakemake(workdir, *ARGS)
+    assert proc.returncode == 0, proc.stderr[-3000:] + failed_logs(workdir, proc)
+    return workdir
+
+
+def failed_logs(workdir: Path, proc) -> str:
+    """The tails of the logs Snakemake names for failed jobs."""
+    names = re.findall(r"log: (logs/\S+) \(check log", proc.stdout + proc.stderr)
+    return "".join(
+        f"\n--- {n}\n{(workdir / n).read_text()[-1500:]}"
+        for n in dict.fromkeys(names)
+        if (workdir / n).is_file()
+    )
+
+
+def result_files(workdir: Path) -> list[str]:
+    root = workdir / "results"
+    return sorted(
+        p.relative_to(workdir).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.endswith((".log", ".tsv"))
+    )
+
+
+def manifest(workdir: Path) -> str:
+    return (workdir / "results" / "release" / "manifest.sha256").read_text()
+
+
+def test_release_files_match_snapshot(finished):
+    files = [
+        f
+        for f in result_files(finished)
+        if f.startswith("results/release/")
+        and "/labels/" not in f
+        and "/public/" not in f
+    ]
+    expected = (CASE / "release_files.txt").read_text().split()
+    assert files == expected
+
+
+def test_splits_match_snapshot_checksum(finished):
+    from ultrabones.io.checksum import sha256_file
+
+    got = sha256_file(finished / "results" / "release" / "splits.csv")
+    assert got == (CASE / "splits.sha256").read_text().split()[0]
+
+
+def test_public_export_holds_kept_frames_only(finished):
+    import pandas as pd
+
+    stats = pd.read_csv(finished / "results" / "release" / "reject_statistics.csv")
+    for row in stats.itertuples():
+        record = finished / "results" / "release" / "public" / row.specimen / row.sweep
+        table = pd.read_csv(record / "sweepProcessedAndOptimized.csv")
+        labels = list((record / "Label_partial_gradient").glob("*.png"))
+        assert len(table) == len(labels) == row.kept
+
+
+def test_manifest_verifies_with_sha256sum(finished):
+    proc = subprocess.run(
+        ["sha256sum", "--check", "--quiet", "manifest.sha256"],
+        cwd=finished / "results" / "release",
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_stores_validate_and_statistics_have_a_row_per_sweep(finished):
+    import pandas as pd
+
+    from ultrabones.io.store import open_store
+    from ultrabones.store import validate_store
+
+    stores = sorted((finished / "results" / "label").glob("*/*.zarr"))
+    for store in stores:
+        validate_store(open_store(store))
+    stats = pd.read_csv(finished / "results" / "release" / "reject_statistics.csv")
+    assert len(stores) == len(stats) == 4
+    assert (stats["rows"] == 12).all()
+
+
+def test_second_run_has_nothing_to_do(finished):
+    proc = snakemake(finished, *ARGS)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_report_is_written(finished):
+    proc = snakemake(finished, *ARGS, "--report", "results/report.html")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (finished / "results" / "report.html").stat().st_size > 10_000
+
+
+def wait_for_chunk(workdir: Path, proc: subprocess.Popen, timeout: float = 600):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if list((workdir / "results" / "label").glob("*/*.zarr.wip/done/*")):
+            return
+        if proc.poll() is not None:
+            pytest.fail("the run ended before any chunk was written")
+        time.sleep(0.2)
+    pytest.fail("no chunk written in time")
+
+
+def comparable(workdir: Path) -> tuple[list[str], list[dict]]:
+    """Manifest lines and store attrs without the git SHA (the lead may commit)."""
+    lines = [
+        line
+        for line in manifest(workdir).splitlines()
+        if not line.endswith(("README.md", ".zarr/zarr.json"))
+    ]
+    attrs = []
+    for path in sorted((workdir / "results/release/labels").glob("*/*.zarr/zarr.json")):
+        doc = json.loads(path.read_text())
+        doc["attributes"].pop("git_sha")
+        attrs.append(doc)
+    return lines, attrs
+
+
+def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    for name in WORKFLOW_FILES:  # the same workflow files as the uninterrupted run
+        src = finished / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), *ARGS],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_chunk(workdir, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group only
+        proc.wait()
+    assert snakemake(workdir, "--unlock").returncode == 0
+    rerun = snakemake(workdir, *ARGS)
+    assert rerun.returncode == 0, rerun.stderr[-3000:] + failed_logs(workdir, rerun)
+    logs = "".join(
+        p.read_text() for p in (workdir / "logs" / "label_sweep").rglob("*.log")
+    )
+    assert "resuming" in logs
+    assert comparable(workdir) == comparable(finished)

@@ -1,0 +1,46 @@
+"""Provenance: config hash, relative input paths, content checksums."""
+
+from __future__ import annotations
+
+import json
+
+from ultrabones.io.checksum import sha256_path
+from ultrabones.provenance import config_hash, provenance, relative_path
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": {"c": 2}}) == config_hash({"b": {"c": 2}, "a": 1})
+
+
+def test_config_hash_changes_with_a_value():
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_relative_path_is_never_absolute(tmp_path):
+    assert relative_path(tmp_path / "x" / "y", root=tmp_path) == "x/y"
+
+
+def test_folder_checksum_follows_content_not_location(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "f.txt").write_text("same")
+    assert sha256_path(tmp_path / "a") == sha256_path(tmp_path / "b")
+    (tmp_path / "b" / "sub" / "f.txt").write_text("other")
+    assert sha256_path(tmp_path / "a") != sha256_path(tmp_path / "b")
+
+
+def test_folder_checksum_follows_linked_folders(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1.png").write_bytes(b"x")
+    (tmp_path / "record").mkdir()
+    (tmp_path / "record" / "UltrasoundImages").symlink_to(tmp_path / "images")
+    before = sha256_path(tmp_path / "record")
+    (tmp_path / "images" / "1.png").write_bytes(b"y")
+    assert sha256_path(tmp_path / "record") != before
+
+
+def test_provenance_records_relative_inputs(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    attrs = provenance([tmp_path / "in.txt"], config_hash="h", root=tmp_path)
+    assert json.loads(attrs["inputs"]) == {"in.txt": sha256_path(tmp_path / "in.txt")}
+    assert attrs["config_hash"] == "h" and attrs["ultrabones_version"]

@@ -1,0 +1,222 @@
+"""Label store schema, resumable chunk writes and the Dask chunk orchestration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from ultrabones.errors import InputDataError
+from ultrabones.io.store import open_store, open_work
+from ultrabones.store import (
+    chunk_dataset,
+    chunk_slices,
+    encoding,
+    status_of,
+    template_dataset,
+    validate_store,
+)
+from ultrabones.sweep import FrameTask, frame_seed, label_chunks, run_chunk
+
+SHAPE = (6, 5)
+ATTRS = {
+    "ultrabones_version": "0",
+    "git_sha": "x",
+    "config_hash": "h",
+    "inputs": "{}",
+    "pixel_spacing_mm": [0.1, 0.2],
+    "probe_from_image": [0.0] * 6,
+    "gamma_mm": 0.3,
+}
+
+
+@dataclass
+class FakeResult:
+    """Stand-in for the engine's FrameResult."""
+
+    reason: str
+    pose_refined: np.ndarray
+    fiducial_correction_mm: float
+    objective_initial: float = 1.0
+    objective_refined: float = 2.0
+    evaluations: int = 7
+    masks: dict = field(default_factory=dict)
+
+
+def fake_frame(image, ct_from_probe, *, model, calibration, params, seed):
+    """Keep frames with an even first pixel; label the bright pixels."""
+    label = image > 100
+    reason = "ok" if image[0, 0] % 2 == 0 else "correction_too_large"
+    if model == "explode" and image[0, 0] == 4:
+        raise RuntimeError("boom")
+    return FakeResult(
+        reason,
+        ct_from_probe[:3, 3].repeat(2),
+        0.1 * image[0, 0],
+        masks={"label": label},
+    )
+
+
+def make_tasks(tmp_path, n=5):
+    from ultrabones.io.png import write_png
+
+    tasks = []
+    for t in range(n):
+        path = tmp_path / f"{t}.png"
+        write_png(path, np.full(SHAPE, t, np.uint8))
+        status = "no_image" if t == 3 else "ok"
+        tasks.append(FrameTask(t, str(path) if t != 3 else "", np.zeros(6), status, t))
+    return tasks
+
+
+def kernel(model=None):
+    return dict(
+        frame_fn=fake_frame, shape=SHAPE, model=model, calibration=None, params=None
+    )
+
+
+def new_store(tmp_path, tasks, chunk=2):
+    ds = template_dataset(
+        [t.timestamp for t in tasks],
+        shape=SHAPE,
+        spacing_mm=(0.1, 0.2),
+        specimen="S01",
+        sweep="tibia-1",
+        chunk_frames=chunk,
+        attrs=ATTRS,
+    )
+    work = open_work(tmp_path / "out.zarr", {"plan": 1})
+    work.create(ds, encoding(ds, chunk))
+    return work
+
+
+def test_chunk_slices_cover_frames_once():
+    slices = chunk_slices(7, 3)
+    assert [(s.start, s.stop) for s in slices] == [(0, 3), (3, 6), (6, 7)]
+
+
+def test_status_of_reason():
+    assert [status_of(r) for r in ("ok", "no_image", "no_bone_in_view")] == [
+        "kept",
+        "no_image",
+        "discarded",
+    ]
+
+
+def test_frame_seed_depends_on_sweep():
+    assert frame_seed(0, "S01", "tibia-1", 5) != frame_seed(0, "S01", "fibula-1", 5)
+
+
+def test_run_chunk_turns_faults_into_reasons(tmp_path):
+    tasks = make_tasks(tmp_path)
+    out = run_chunk(tasks, **kernel(model="explode"))
+    assert list(out["reason"]) == [
+        "ok",
+        "correction_too_large",
+        "ok",
+        "no_image",
+        "engine_error",
+    ]
+    assert list(out["status"]) == ["kept", "discarded", "kept", "no_image", "discarded"]
+
+
+def test_unreadable_image_is_a_reason(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    out = run_chunk([FrameTask(1, str(bad), np.zeros(6), "ok", 1)], **kernel())
+    assert out["reason"][0] == "unreadable_image"
+
+
+def test_store_round_trip_validates(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    for i, s in enumerate(chunk_slices(len(tasks), 2)):
+        work.write_chunk(i, s, chunk_dataset(run_chunk(tasks[s], **kernel())))
+    work.publish(ATTRS)
+    ds = open_store(tmp_path / "out.zarr")
+    validate_store(ds)
+    assert ds["image"].encoding["chunks"] == (2, *SHAPE)
+    assert ds["timestamp"].values.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_validate_store_names_missing_variable(tmp_path):
+    tasks = make_tasks(tmp_path)
+    ds = template_dataset(
+        [0, 1],
+        shape=SHAPE,
+        spacing_mm=(0.1, 0.2),
+        specimen="S",
+        sweep="W",
+        chunk_frames=2,
+        attrs=ATTRS,
+    )
+    with pytest.raises(InputDataError, match="variable oblique missing"):
+        validate_store(ds.drop_vars("oblique"))
+    del tasks
+
+
+def test_unwritten_chunk_fails_validation(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    with pytest.raises(InputDataError, match="unknown reason code"):
+        validate_store(xr.open_zarr(work.store, consolidated=False))
+
+
+def test_resume_keeps_completed_chunks_only(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    # a chunk written without its marker (killed mid-chunk) must not count as done
+    chunk_dataset(run_chunk(tasks[2:4], **kernel())).to_zarr(
+        work.store, region={"frame": slice(2, 4)}, consolidated=False
+    )
+    resumed = open_work(tmp_path / "out.zarr", {"plan": 1})
+    assert resumed.created and resumed.completed() == {0}
+
+
+def test_changed_plan_starts_afresh(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    assert open_work(tmp_path / "out.zarr", {"plan": 2}).completed() == set()
+
+
+def write_reasons(index, arrays, *, folder):
+    """Chunk writer of the Dask test: one file of reasons per chunk."""
+    (folder / str(index)).write_text(" ".join(arrays["reason"].tolist()))
+
+
+def test_label_chunks_on_dask_writes_then_marks_every_pending_chunk(tmp_path):
+    from functools import partial
+
+    from dask.distributed import Client
+
+    tasks = make_tasks(tmp_path)
+    slices = chunk_slices(len(tasks), 2)
+    marked = []
+    with Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    ) as client:
+        label_chunks(
+            client,
+            tasks,
+            slices=slices,
+            pending=[0, 2],
+            write=partial(write_reasons, folder=tmp_path),
+            mark=lambda i: marked.append((i, (tmp_path / str(i)).is_file())),
+            **kernel(),
+        )
+    assert sorted(marked) == [(0, True), (2, True)]
+    assert (tmp_path / "2").read_text() == "ok"
+
+
+def test_work_emptied_by_an_interrupted_publish_starts_afresh(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    work.store.rename(tmp_path / "moved.zarr")  # killed between rename and cleanup
+    again = open_work(tmp_path / "out.zarr", {"plan": 1})
+    assert not again.created and again.completed() == set()

@@ -1,0 +1,202 @@
+"""``ultrabones label-sweep RECORD``: refine and label every frame into a Zarr store.
+
+Frames run on Dask (a local cluster of ``--threads`` single-threaded worker processes,
+or an existing scheduler by ``--scheduler``), chunk by chunk into a resumable
+work-in-progress store that is published to ``--out`` by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+#: Engine parameters this command forwards to ``EngineParams`` when given.
+ENGINE_OPTIONS = {
+    "gamma_mm": float,
+    "lam": float,
+    "objective": str,
+    "bounds_deg": float,
+    "bounds_mm": float,
+    "max_correction_mm": float,
+    "max_incidence_deg": float,
+    "sample_spacing_mm": float,
+}
+
+
+def add_parser(sub) -> None:
+    """Register the ``label-sweep`` subcommand."""
+    p = sub.add_parser("label-sweep", help="label every frame of a record into a store")
+    p.add_argument("record", help="record folder in the public layout")
+    p.add_argument("--model", required=True, help="prepared specimen model folder")
+    p.add_argument("--out", required=True, help="output store (.zarr)")
+    p.add_argument("--specimen", required=True, help="specimen ID")
+    p.add_argument("--sweep", required=True, help="sweep ID")
+    p.add_argument("--threads", type=int, default=1, help="local Dask workers")
+    p.add_argument("--scheduler", default="", help="address of a running scheduler")
+    p.add_argument("--chunk-frames", type=int, default=16, help="frames per chunk")
+    p.add_argument("--seed", type=int, default=0, help="refinement seed")
+    p.add_argument("--config-hash", default="", help="workflow config hash")
+    p.add_argument(
+        "--max-failed-fraction",
+        type=float,
+        default=0.05,
+        help="fail when more frames than this end in engine_error",
+    )
+    for name, kind in ENGINE_OPTIONS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    p.set_defaults(run=run)
+
+
+def _engine_kwargs(args) -> dict:
+    values = {k: getattr(args, k) for k in ENGINE_OPTIONS}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _client(threads: int, scheduler: str):
+    from dask.distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+    if scheduler:
+        return Client(scheduler)
+    cluster = LocalCluster(
+        n_workers=max(threads, 1),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # any free port: several sweeps run side by side
+    )
+    return Client(cluster)
+
+
+def _progress(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="frame",
+        file=sys.stderr,
+        mininterval=2.0,
+        desc="label-sweep",
+    )
+
+
+def run(args) -> int:
+    """Label the record's frames and publish the store."""
+    from ..engine import EngineParams, SpecimenModel, process_frame
+    from ..errors import ConfigError
+    from ..io.record import open_record
+    from ..io.store import open_work
+    from ..provenance import provenance
+    from ..store import chunk_slices, encoding, template_dataset
+    from ..sweep import label_chunks, plan_tasks
+    from ..transforms import params_from_matrix
+
+    if args.chunk_frames < 1:
+        raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
+    record = open_record(args.record)
+    engine = _engine_kwargs(args)
+    params = EngineParams(**engine, seed=args.seed)
+    engine = dataclasses.asdict(params)
+    prov = provenance([args.record, args.model], config_hash=args.config_hash)
+    plan = {**prov, "engine": engine, "seed": args.seed, "chunk": args.chunk_frames}
+    plan.pop("git_sha")
+    work = open_work(args.out, plan)
+    cal = record.calibration
+    tasks = plan_tasks(record, seed=args.seed, specimen=args.specimen, sweep=args.sweep)
+    slices = chunk_slices(len(tasks), args.chunk_frames)
+    attrs = {
+        **prov,
+        "specimen": args.specimen,
+        "sweep": args.sweep,
+        "pixel_spacing_mm": list(cal.pixel_spacing_mm),
+        "probe_from_image": [
+            float(v) for v in params_from_matrix(cal.probe_from_image)
+        ],
+        "gamma_mm": float(params.gamma_mm),
+        "engine_params": json.dumps(engine, sort_keys=True),
+        "seed": args.seed,
+        "chunk_frames": args.chunk_frames,
+    }
+    if not work.created:
+        template = template_dataset(
+            record.poses["timestamp"].to_numpy(),
+            shape=cal.shape,
+            spacing_mm=cal.pixel_spacing_mm,
+            specimen=args.specimen,
+            sweep=args.sweep,
+            chunk_frames=args.chunk_frames,
+            attrs=attrs,
+        )
+        work.create(template, encoding(template, args.chunk_frames))
+    done = work.completed()
+    pending = [i for i in range(len(slices)) if i not in done]
+    finished = sum(s.stop - s.start for i, s in enumerate(slices) if i in done)
+    log.info(
+        "%s: %d frames, %d of %d chunks to do",
+        args.out,
+        len(tasks),
+        len(pending),
+        len(slices),
+    )
+    model = SpecimenModel.load(args.model)
+
+    with (
+        _client(args.threads, args.scheduler) as client,
+        _progress(len(tasks), finished) as bar,
+    ):
+        label_chunks(
+            client,
+            tasks,
+            slices=slices,
+            pending=pending,
+            write=functools.partial(_write, store=str(work.store), slices=slices),
+            mark=functools.partial(_mark, work=work, slices=slices),
+            progress=bar,
+            frame_fn=process_frame,
+            shape=cal.shape,
+            model=model,
+            calibration=cal,
+            params=params,
+        )
+    _check_failures(work, args.max_failed_fraction)
+    work.publish(attrs)
+    return 0
+
+
+def _write(index: int, arrays: dict, *, store: str, slices) -> None:
+    """Write one chunk (runs in a Dask worker)."""
+    from ..io.store import write_region
+    from ..store import chunk_dataset
+
+    write_region(store, slices[index], chunk_dataset(arrays))
+
+
+def _mark(index: int, *, work, slices) -> None:
+    work.mark_done(index, slices[index])
+
+
+def _check_failures(work, max_fraction: float) -> None:
+    import numpy as np
+
+    from ..errors import InputDataError
+    from ..io.store import open_store
+    from ..store import as_str
+
+    reason = as_str(open_store(work.store)["reason"].values)
+    has_image = reason != "no_image"
+    failed = (
+        float(np.mean(reason[has_image] == "engine_error")) if has_image.any() else 0
+    )
+    if failed > max_fraction:
+        raise InputDataError(
+            f"{work.out}: {failed:.1%} of frames ended in engine_error, more than "
+            f"--max-failed-fraction {max_fraction:.1%} (see the log's tracebacks)"
+        )

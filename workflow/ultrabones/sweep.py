@@ -1,0 +1,235 @@
+"""Label a whole sweep: per-frame tasks, chunk workers and the Dask orchestration.
+
+The per-frame kernel (:func:`ultrabones.engine.process_frame` by default) takes NumPy
+arrays and never sees Dask: :func:`run_chunk` applies it to the frames of one store
+chunk inside a worker, and :func:`label_chunks` maps chunks over a Dask client and
+hands each finished chunk to the writer as it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine.reasons import Reason
+from .errors import InputDataError
+from .io.png import read_png
+from .store import FRAME_VARIABLES, MASKS, status_of
+from .transforms import POSE_COLUMNS, matrix_from_params
+
+__all__ = ["FrameTask", "frame_seed", "label_chunks", "plan_tasks", "run_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """One row of the poses table, ready for a worker.
+
+    Attributes
+    ----------
+    timestamp : int
+        ms.
+    image_path : str
+        Frame PNG, or "" when the row has no image.
+    pose : ndarray of shape (6,)
+        Initial T_CT<-US as record columns (NaN when invalid).
+    status : str
+        The poses table's reason code for the row (``ok`` when usable).
+    seed : int
+        Per-frame seed of the refinement.
+    """
+
+    timestamp: int
+    image_path: str
+    pose: np.ndarray
+    status: str
+    seed: int
+
+
+def frame_seed(seed: int, specimen: str, sweep: str, timestamp: int) -> int:
+    """Derive a frame's seed from the run seed, its sweep and its timestamp.
+
+    >>> frame_seed(0, "S01", "tibia-1", 5) == frame_seed(0, "S01", "tibia-1", 5)
+    True
+    """
+    parts = [seed, zlib.crc32(specimen.encode()), zlib.crc32(sweep.encode()), timestamp]
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
+
+
+def plan_tasks(record, *, seed: int, specimen: str, sweep: str) -> list[FrameTask]:
+    """Return one task per row of an opened record's poses table."""
+    poses = record.poses
+    params = poses[list(POSE_COLUMNS)].to_numpy(np.float64)
+    return [
+        FrameTask(
+            timestamp=int(t),
+            image_path=str(record.image_path(t)) if image else "",
+            pose=params[i],
+            status=str(status),
+            seed=frame_seed(seed, specimen, sweep, int(t)),
+        )
+        for i, (t, image, status) in enumerate(
+            zip(poses["timestamp"], poses["image"], poses["status"], strict=True)
+        )
+    ]
+
+
+def _empty_frame(task: FrameTask, shape: tuple, reason: str) -> dict:
+    out = {m: np.zeros(shape, np.uint8) for m in MASKS}
+    out.update(
+        image=np.zeros(shape, np.uint8),
+        pose_initial=np.asarray(task.pose, np.float64),
+        pose_refined=np.full(len(POSE_COLUMNS), np.nan),
+        fiducial_correction_mm=np.nan,
+        objective=np.full(2, np.nan),
+        evaluations=0,
+        reason=reason,
+    )
+    return out
+
+
+def _load_image(task: FrameTask, shape: tuple) -> tuple[np.ndarray | None, str]:
+    if task.status != Reason.OK:
+        return None, task.status
+    try:
+        image = read_png(task.image_path)
+    except InputDataError as err:
+        log.warning("frame %d: %s", task.timestamp, err)
+        return None, Reason.UNREADABLE_IMAGE.value
+    if image.shape != tuple(shape):
+        log.warning(
+            "frame %d: image %s, expected %s", task.timestamp, image.shape, shape
+        )
+        return None, Reason.WRONG_IMAGE_SIZE.value
+    return image, Reason.OK.value
+
+
+def _run_frame(task: FrameTask, *, frame_fn, shape, model, calibration, params):
+    image, reason = _load_image(task, shape)
+    if image is None:
+        return _empty_frame(task, shape, reason)
+    try:
+        result = frame_fn(
+            image,
+            matrix_from_params(task.pose),
+            model=model,
+            calibration=calibration,
+            params=params,
+            seed=task.seed,
+        )
+    except Exception:  # one frame's fault is that frame's reason, never the sweep's
+        log.exception("frame %d: engine raised", task.timestamp)
+        out = _empty_frame(task, shape, Reason.ENGINE_ERROR.value)
+        out["image"] = image
+        return out
+    return _frame_fields(task, image, result, shape)
+
+
+def _frame_fields(task: FrameTask, image: np.ndarray, result, shape) -> dict:
+    masks = result.masks or {}
+    out = {
+        m: np.asarray(masks.get(m, np.zeros(shape)), bool).astype(np.uint8)
+        for m in MASKS
+    }
+    out.update(
+        image=image,
+        pose_initial=np.asarray(task.pose, np.float64),
+        pose_refined=np.asarray(result.pose_refined, np.float64),
+        fiducial_correction_mm=float(result.fiducial_correction_mm),
+        objective=np.array([result.objective_initial, result.objective_refined], float),
+        evaluations=int(result.evaluations),
+        reason=str(result.reason),
+    )
+    return out
+
+
+def run_chunk(
+    tasks: Sequence[FrameTask],
+    *,
+    frame_fn: Callable,
+    shape: tuple,
+    model,
+    calibration,
+    params,
+) -> dict:
+    """Label the frames of one chunk; return per-variable arrays, frames first.
+
+    Runs inside a worker: plain NumPy, no Dask. A frame's fault becomes its reason.
+    """
+    frames = [
+        _run_frame(
+            t,
+            frame_fn=frame_fn,
+            shape=shape,
+            model=model,
+            calibration=calibration,
+            params=params,
+        )
+        for t in tasks
+    ]
+    out = {}
+    for name in FRAME_VARIABLES:
+        if name == "status":
+            continue
+        out[name] = np.stack([np.asarray(f[name]) for f in frames])
+    out["status"] = np.array([status_of(f["reason"]) for f in frames])
+    return out
+
+
+def _label_and_write(index, tasks, *, write, **kernel) -> int:
+    write(index, run_chunk(tasks, **kernel))
+    return len(tasks)
+
+
+def label_chunks(
+    client,
+    tasks: Sequence[FrameTask],
+    *,
+    slices: Sequence[slice],
+    pending: Sequence[int],
+    write: Callable[[int, dict], None],
+    mark: Callable[[int], None],
+    progress=None,
+    **kernel,
+) -> None:
+    """Map the pending chunks over a Dask client; each worker writes its chunk.
+
+    A worker labels the frames of a chunk with :func:`run_chunk` and writes them with
+    ``write(index, arrays)`` (chunks are whole Zarr chunks, so writers never share
+    one); this process then calls ``mark(index)``, so a chunk is marked complete only
+    after its data is on disk. ``progress.update`` counts frames. ``kernel``
+    (frame_fn, shape, model, calibration, params) is scattered to the workers once.
+    """
+    from dask.distributed import as_completed
+
+    shared = {
+        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
+        for k, v in kernel.items()
+    }
+    futures = {
+        client.submit(
+            _label_and_write,
+            i,
+            list(tasks[slices[i]]),
+            write=write,
+            pure=False,
+            **shared,
+        ): i
+        for i in pending
+    }
+    start, done = time.monotonic(), 0
+    for future in as_completed(futures):
+        index = futures[future]
+        frames = future.result()
+        mark(index)
+        done += frames
+        rate = done / max(time.monotonic() - start, 1e-9)
+        log.info("chunk %d written: %d frames done, %.2f frames/s", index, done, rate)
+        if progress is not None:
+            progress.update(frames)
