@@ -2,6 +2,7 @@
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 from snakemake.utils import validate
@@ -144,6 +145,28 @@ def bones_folder(wildcards, input):
     return input.bones
 
 
+def first_sweep():
+    """Wildcards of the sheet's first sweep (the lambda selection samples it)."""
+    return SimpleNamespace(**SWEEPS.iloc[0][["specimen", "sweep"]].to_dict())
+
+
+def get_lambda_inputs(wildcards):
+    """Inputs of the lambda selection: the first sweep's record, model (and truth)."""
+    first = first_sweep()
+    inputs = {
+        "record": f"results/poses/{first.specimen}/{first.sweep}",
+        "model": f"results/model/{first.specimen}",
+    }
+    if SIMULATED:
+        inputs["sweep"] = f"results/simulate/sweep/{first.specimen}/{first.sweep}"
+    return inputs
+
+
+def lambda_truth_arg():
+    """``--truth`` for the lambda selection in simulate mode (score by label error)."""
+    return f"--truth {truth_folder(first_sweep())}" if SIMULATED else ""
+
+
 def release_files():
     """Every file or folder of the release, as the manifest covers them."""
     files = [
@@ -156,7 +179,9 @@ def release_files():
     files += per_sweep("results/release/qa/{specimen}/{sweep}/overlays.png")
     files += per_sweep("results/release/qa/{specimen}/{sweep}/corrections.png")
     if is_activated("qc/select_lambda"):
-        files.append("results/release/qa/lambda/lambda.png")
+        files += [
+            f"results/release/qa/lambda/lambda.{e}" for e in ("csv", "json", "png")
+        ]
     if is_activated("release/export_public"):
         files += per_sweep("results/release/public/{specimen}/{sweep}")
     return files

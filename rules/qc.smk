@@ -143,10 +143,11 @@ if is_activated("qc/select_lambda"):
 
     rule select_lambda:
         input:
-            record=lambda wildcards: per_sweep("results/poses/{specimen}/{sweep}")[0],
-            model=lambda wildcards: f"results/model/{SWEEPS['specimen'].iloc[0]}",
+            unpack(get_lambda_inputs),
         output:
-            table=report(
+            table="results/release/qa/lambda/lambda.csv",
+            choice="results/release/qa/lambda/lambda.json",
+            figure=report(
                 "results/release/qa/lambda/lambda.png",
                 caption="../report/lambda.rst",
                 category="Release",
@@ -166,7 +167,8 @@ if is_activated("qc/select_lambda"):
             frames=config["qc"]["select_lambda"]["frames"],
             seed=config["qc"]["select_lambda"]["seed"],
             objective=config["engine"]["objective"],
+            truth=lambda_truth_arg(),
         shell:
             "ultrabones select-lambda {input.record} --model {input.model}"
-            " --frames {params.frames} --seed {params.seed}"
+            " --frames {params.frames} --seed {params.seed} {params.truth}"
             " --objective {params.objective} --out {params.out} > {log} 2>&1"

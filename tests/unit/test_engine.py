@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
@@ -14,8 +15,10 @@ from ultrabones.engine.geometry import (
     frame_geometry,
 )
 from ultrabones.engine.labels import incidence_deg, render_label, shadow_mask
+from ultrabones.engine.lam import choose_lambda
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.reasons import Reason
+from ultrabones.engine.refine import at_bound
 from ultrabones.io.calibration import Calibration
 from ultrabones.transforms import matrix_from_params, params_from_matrix
 
@@ -293,3 +296,63 @@ def test_pose_error_of_a_pure_shift_is_the_shift():
     assert err["pose_error_mm_refined"] == pytest.approx(0.4)
     assert err["fiducial_error_mm_refined"] == pytest.approx(0.4)
     assert np.isnan(err["label_pose_error_mm_refined"])
+
+
+def test_at_bound_flags_parameters_at_the_box_edge():
+    eps = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.5, -0.97, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, -0.99, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        ]
+    )
+    hits = at_bound(eps, bounds_mm=1.0, bounds_deg=1.0)
+    assert hits.tolist() == [False, False, True, True]
+    # a parameter that cannot move is never "at its bound"
+    assert not at_bound(np.zeros(6), bounds_mm=0.0, bounds_deg=1.0)
+
+
+def test_choose_lambda_with_truth_takes_least_error_within_discard_bound():
+    table = pd.DataFrame(
+        {
+            "lam": [0.1, 1.0, 10.0],
+            "correction_mm_median": [0.4, 0.3, 0.0],
+            "bound_hit_fraction": [0.0, 0.0, 0.0],
+            "discarded_fraction": [0.5, 0.1, 0.0],
+            "label_error_mm_median": [0.01, 0.05, 0.2],
+        }
+    )
+    lam, rule = choose_lambda(table)
+    # 0.1 has the least error but discards half the frames: not allowed to win
+    assert lam == 1.0 and "label error" in rule
+
+
+def test_choose_lambda_without_truth_takes_strongest_penalty_that_still_corrects():
+    table = pd.DataFrame(
+        {
+            "lam": [0.01, 0.1, 1.0, 10.0],
+            "correction_mm_median": [0.6, 0.5, 0.35, 0.0],
+            "bound_hit_fraction": [0.3, 0.0, 0.0, 0.0],
+            "discarded_fraction": [0.3, 0.0, 0.0, 0.0],
+        }
+    )
+    # 0.01 runs to the bounds; of the rest, 1.0 still keeps >= 50 % of 0.1's motion
+    lam, rule = choose_lambda(table)
+    assert lam == 1.0 and "correction" in rule
+
+
+def test_bone_beyond_the_search_box_is_rejected_at_bound(cyl_model):
+    # the image shows the bone 1.6 mm from the start pose: the box (0.5 mm, and
+    # rotations that cannot shift this image) cannot reach it
+    params = EngineParams(lam=0.5, coarse_points=400, bounds_mm=0.5, bounds_deg=0.0)
+    res = process_frame(
+        ring_image(cyl_shift=(1.6, 0.0)),
+        np.eye(4),
+        model=cyl_model,
+        calibration=calibration(),
+        params=params,
+        seed=3,
+    )
+    assert res.reason == Reason.CORRECTION_AT_BOUND
+    assert not res.masks["label"].any()

@@ -13,7 +13,9 @@ def add_parser(sub) -> None:
     p.add_argument("record", help="record folder (public layout)")
     p.add_argument("--model", required=True, help="specimen model folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--truth", help="simulator truth folder (not supported yet)")
+    p.add_argument(
+        "--truth", help="simulator truth folder of the sweep (label_full/<ts>.png)"
+    )
     p.add_argument("--frames", type=int, default=20, help="frames to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--objective", choices=("robust", "eq3"), default="robust")
@@ -30,15 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import EngineParams, SpecimenModel
     from ..engine.figures import lambda_figure
     from ..engine.lam import choose_lambda, lambda_table
-    from ..errors import ConfigError
     from ..io.model import write_frame_table
     from ..io.record import open_record
     from .bench import _frames
 
-    if args.truth:
-        raise ConfigError(
-            "--truth: scoring lambda by label error is not implemented yet"
-        )
     record = open_record(args.record)
     model = SpecimenModel.load(args.model)
     with_image = np.flatnonzero(record.poses["image"].to_numpy() != "")
@@ -47,16 +44,32 @@ def run(args: argparse.Namespace) -> int:
         rng.choice(with_image, min(args.frames, with_image.size), replace=False)
     )
     params = EngineParams(objective=args.objective)
-    table = lambda_table(_frames(record, rows), model, record.calibration, params)
+    truth = _truth_reader(args.truth) if args.truth else None
+    table = lambda_table(
+        _frames(record, rows), model, record.calibration, params, truth=truth
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_table(out / "lambda.csv", table)
     lambda_figure(table).savefig(out / "lambda.png", dpi=110)
-    choice = {
-        "lam": choose_lambda(table),
-        "rule": "smallest lambda with <=10% bound hits",
-    }
+    lam, rule = choose_lambda(table)
+    choice = {"lam": lam, "rule": rule}
     (out / "lambda.json").write_text(json.dumps(choice, indent=1) + "\n")
     print(table.to_string(index=False))
     print(json.dumps(choice))
     return 0
+
+
+def _truth_reader(folder):
+    """Return ``stamp -> true full label`` reading a sweep's truth folder."""
+    from pathlib import Path
+
+    from ..errors import InputDataError
+    from ..io.png import read_png
+
+    masks = Path(folder) / "label_full"
+    if not masks.is_dir():
+        raise InputDataError(
+            f"--truth: {masks} not found (expected the simulator's label_full masks)"
+        )
+    return lambda stamp: read_png(masks / f"{stamp}.png") > 0

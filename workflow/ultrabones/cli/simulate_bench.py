@@ -96,10 +96,20 @@ def _misalignment(args) -> int:
         step=max(args.step, 1),
         frames=args.frames,
     )
-    m = table["misalignment_mm"].dropna()
-    result = {
-        "preset": args.misalignment,
-        "errors": args.errors,
+    result = {"preset": args.misalignment, "errors": args.errors}
+    for column, key in (("misalignment_mm", "label"), ("misalignment_3d_mm", "3d")):
+        result[key] = _distribution(table[column].dropna())
+    print(
+        json.dumps(result)
+        if args.json
+        else " ".join(f"{k}={v}" for k, v in result.items())
+    )
+    return 0
+
+
+def _distribution(m) -> dict:
+    """Summary (mm) of one misalignment column."""
+    return {
         "frames": int(m.size),
         "mean_mm": round(float(m.mean()), 3),
         "sd_mm": round(float(m.std()), 3),
@@ -108,9 +118,3 @@ def _misalignment(args) -> int:
         "max_mm": round(float(m.max()), 3),
         "fraction_over_2mm": round(float((m > 2).mean()), 4),
     }
-    print(
-        json.dumps(result)
-        if args.json
-        else " ".join(f"{k}={v}" for k, v in result.items())
-    )
-    return 0

@@ -15,6 +15,7 @@ from ..transforms import (
 )
 from .frame import process_frame
 from .reasons import Reason
+from .refine import at_bound
 
 __all__ = [
     "label_error_mm",
@@ -86,14 +87,13 @@ def _row(stamp, res, ms) -> dict:
     return row
 
 
-def bound_hits(table: pd.DataFrame, *, bounds=(1.0, 1.0), fraction=0.98):
+def bound_hits(table: pd.DataFrame, *, bounds=(1.0, 1.0)):
     """Return, per row, whether a refined parameter ended at its search bound."""
-    eps = np.abs(
+    eps = (
         table[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy()
         - table[list(POSE_COLUMNS)].to_numpy()
     )
-    limit = np.r_[[bounds[0]] * 3, [bounds[1]] * 3] * fraction
-    return (eps >= limit).any(axis=1)
+    return at_bound(eps, bounds_mm=bounds[0], bounds_deg=bounds[1])
 
 
 def summarise(table: pd.DataFrame) -> dict:

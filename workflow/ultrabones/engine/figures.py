@@ -37,18 +37,17 @@ def contour_grid(images, results, stamps, *, columns: int = 4):
 
 
 def lambda_figure(table):
-    """Return the lambda plot: correction, bound hits and discards vs lambda."""
+    """Return the lambda plot: correction, bounds, discards (and error) vs lambda."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
-    for a, col in zip(
-        ax,
-        ("correction_mm_median", "bound_hit_fraction", "discarded_fraction"),
-        strict=True,
-    ):
+    columns = ["correction_mm_median", "bound_hit_fraction", "discarded_fraction"]
+    if "label_error_mm_median" in table:
+        columns.append("label_error_mm_median")
+    fig, ax = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.5))
+    for a, col in zip(ax, columns, strict=True):
         a.semilogx(table["lam"], table[col], "o-")
         a.set_xlabel("lambda (per mm of fiducial displacement)")
         a.set_title(col)

@@ -20,7 +20,7 @@ from .model import SpecimenModel
 from .objective import Eq3Objective, RobustObjective
 from .params import EngineParams, FrameResult, _empty_masks
 from .reasons import Reason
-from .refine import refine
+from .refine import at_bound, refine
 
 __all__ = ["FrameRejected", "process_frame"]
 
@@ -201,6 +201,9 @@ def _masks(initial, refined, params) -> dict:
 def _validate(result, masks, params) -> Reason:
     if result.fiducial_correction_mm > params.max_correction_mm:
         return Reason.CORRECTION_TOO_LARGE
+    eps = result.pose_refined - result.pose_initial
+    if at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg):
+        return Reason.CORRECTION_AT_BOUND
     if masks["full_refined"].sum() < params.min_label_px:
         return Reason.TOO_FEW_INTERSECTION_PIXELS
     return Reason.OK

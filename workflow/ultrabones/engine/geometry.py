@@ -15,6 +15,7 @@ from .model import CELL_MM, SpecimenModel
 __all__ = [
     "FrameGeometry",
     "fiducial_displacement_mm",
+    "fiducial_shifts",
     "flat_directions",
     "frame_geometry",
     "plane_reach_mm",
@@ -39,9 +40,13 @@ def fiducial_displacement_mm(pose, eps, fiducials) -> np.ndarray:
     displacement_mm : ndarray of shape (...)
         ``mean_i |T(pose) F_i - T(pose + eps) F_i|``.
     """
+    return np.linalg.norm(fiducial_shifts(pose, eps, fiducials), axis=-1).mean(axis=-1)
+
+
+def fiducial_shifts(pose, eps, fiducials) -> np.ndarray:
+    """Return ``T(pose + eps) F_i - T(pose) F_i`` (mm), shape (..., n, 3)."""
     base = apply_rigid(matrix_from_params(pose), fiducials)
-    moved = apply_rigid(matrix_from_params(np.asarray(pose) + eps), fiducials)
-    return np.linalg.norm(moved - base, axis=-1).mean(axis=-1)
+    return apply_rigid(matrix_from_params(np.asarray(pose) + eps), fiducials) - base
 
 
 def plane_reach_mm(pose, probe_from_image, extent_mm, *, bounds_mm, bounds_deg):

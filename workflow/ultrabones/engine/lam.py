@@ -1,10 +1,11 @@
-"""Choice of the fiducial penalty weight lambda without ground truth."""
+"""Choice of the fiducial penalty weight lambda, with or without ground truth."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from .bench import bound_hits, run_frames
+from .bench import bound_hits, label_error_mm, run_frames
 
 __all__ = ["LAMBDAS", "choose_lambda", "lambda_table"]
 
@@ -12,46 +13,95 @@ __all__ = ["LAMBDAS", "choose_lambda", "lambda_table"]
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 #: Largest acceptable fraction of frames hitting the bounds.
 MAX_BOUND_HITS = 0.1
+#: Without truth: share of the weakest penalty's correction the choice must keep.
+KEEP_CORRECTION = 0.5
+#: With truth: largest acceptable discard fraction (the paper's 18.7 %), so a lambda
+#: cannot win by discarding the hard frames.
+MAX_DISCARDED = 0.187
 
 
-def lambda_table(frames, model, calibration, params, lambdas=LAMBDAS) -> pd.DataFrame:
-    """Run the engine for each lambda on the same frames; one summary row each."""
+def lambda_table(
+    frames, model, calibration, params, lambdas=LAMBDAS, *, truth=None
+) -> pd.DataFrame:
+    """Run the engine for each lambda on the same frames; one summary row each.
+
+    ``truth(stamp)``, when given, returns the true full label of a frame (bool mask);
+    the table then also holds ``label_error_mm_median``, the median over kept
+    frames of the label error of the refined full label against it.
+    """
     from dataclasses import replace
 
     frames = list(frames)
     rows = []
     for lam in lambdas:
         p = replace(params, lam=float(lam))
-        table, _ = run_frames(frames, model, calibration, p)
-        worked = table[table["evaluations"] > 0]
-        rows.append(
-            {
-                "lam": float(lam),
-                "frames": len(worked),
-                "correction_mm_median": float(
-                    worked["fiducial_correction_mm"].median()
-                ),
-                "bound_hit_fraction": float(
-                    bound_hits(worked, bounds=(p.bounds_mm, p.bounds_deg)).mean()
-                ),
-                "discarded_fraction": float((table["status"] != "kept").mean()),
-                "objective_gain_median": float(
-                    (worked["objective_refined"] - worked["objective_initial"]).median()
-                ),
-            }
+        errors = []
+
+        def score(stamp, res, errors=errors):
+            if res.kept:
+                errors.append(
+                    label_error_mm(
+                        res.masks["full_refined"],
+                        truth(stamp),
+                        spacing_mm=calibration.pixel_spacing_mm,
+                    )
+                )
+
+        table, _ = run_frames(
+            frames, model, calibration, p, keep_masks=score if truth else None
         )
+        row = _summary_row(table, p)
+        if truth is not None:
+            row["label_error_mm_median"] = (
+                float(np.nanmedian(errors)) if errors else float("nan")
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def choose_lambda(table: pd.DataFrame) -> float:
-    """Return the smallest lambda whose refinements stay inside the search box.
+def _summary_row(table: pd.DataFrame, params) -> dict:
+    worked = table[table["evaluations"] > 0]
+    return {
+        "lam": params.lam,
+        "frames": len(worked),
+        "correction_mm_median": float(worked["fiducial_correction_mm"].median()),
+        "bound_hit_fraction": float(
+            bound_hits(worked, bounds=(params.bounds_mm, params.bounds_deg)).mean()
+        ),
+        "discarded_fraction": float((table["status"] != "kept").mean()),
+        "objective_gain_median": float(
+            (worked["objective_refined"] - worked["objective_initial"]).median()
+        ),
+    }
 
-    A small lambda lets the image decide; when it is too small the search runs to
-    the box's edge on many frames, the sign that noise, not bone, drives it. The
-    rule keeps the smallest lambda with at most ``MAX_BOUND_HITS`` of frames at a
-    bound; if none qualifies, the one with the fewest bound hits.
+
+def choose_lambda(table: pd.DataFrame) -> tuple[float, str]:
+    """Return the chosen lambda and the rule that chose it.
+
+    With truth (a ``label_error_mm_median`` column): the lambda of least median
+    label error among those discarding at most ``MAX_DISCARDED`` of the frames
+    (else the one discarding least). Without truth: the strongest penalty under
+    which the image still moves the poses, i.e. the largest lambda whose median
+    correction keeps at least ``KEEP_CORRECTION`` of the correction at the
+    smallest lambda, among those with at most ``MAX_BOUND_HITS`` of refinements at
+    a search bound. A weaker penalty lets noise pull the pose further for a
+    small gain; a stronger one stops the image from correcting at all (the median
+    correction collapses to zero).
     """
+    if "label_error_mm_median" in table:
+        ok = table[table["discarded_fraction"] <= MAX_DISCARDED]
+        rule = f"least median label error with <= {MAX_DISCARDED:.1%} discarded"
+        if ok["label_error_mm_median"].notna().any():
+            return float(ok.loc[ok["label_error_mm_median"].idxmin(), "lam"]), rule
+        return float(table.loc[table["discarded_fraction"].idxmin(), "lam"]), rule
+    rule = (
+        f"largest lambda keeping >= {KEEP_CORRECTION:.0%} of the smallest lambda's "
+        f"median correction, <= {MAX_BOUND_HITS:.0%} bound hits"
+    )
+    table = table.sort_values("lam")
     ok = table[table["bound_hit_fraction"] <= MAX_BOUND_HITS]
-    if len(ok):
-        return float(ok["lam"].min())
-    return float(table.loc[table["bound_hit_fraction"].idxmin(), "lam"])
+    if not len(ok):
+        return float(table.loc[table["bound_hit_fraction"].idxmin(), "lam"]), rule
+    reference = ok["correction_mm_median"].iloc[0]
+    moving = ok[ok["correction_mm_median"] >= KEEP_CORRECTION * reference]
+    return float(moving["lam"].max() if len(moving) else ok["lam"].min()), rule

@@ -9,13 +9,17 @@ import numpy as np
 from scipy.optimize import differential_evolution
 from scipy.stats import qmc
 
-__all__ = ["Refinement", "refine"]
+from .geometry import fiducial_displacement_mm, fiducial_shifts
+
+__all__ = ["AT_BOUND_FRACTION", "Refinement", "at_bound", "refine"]
 
 #: Compass search: first step (fraction of the bounds) and the last.
 COMPASS_STEPS = (0.08, 0.01)
 #: Pull-back: a component of the correction (a motion of the image about the bone)
 #: is undone when it earns less than this fraction of the refinement's gain.
 PULL_BACK_FRACTION = 0.1
+#: A parameter within this fraction of its bound counts as at the bound.
+AT_BOUND_FRACTION = 0.98
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,25 @@ class Refinement:
 def _bounds(params) -> np.ndarray:
     half = np.array([params.bounds_mm] * 3 + [params.bounds_deg] * 3, dtype=float)
     return np.stack([-half, half], axis=1)
+
+
+def at_bound(eps, *, bounds_mm, bounds_deg, fraction=AT_BOUND_FRACTION):
+    """Return whether a perturbation reached its search box's edge.
+
+    Parameters
+    ----------
+    eps : ndarray of shape (..., 6)
+        Perturbation(s) ``x, y, z`` (mm), ``euler_x, euler_y, euler_z`` (deg).
+    bounds_mm, bounds_deg : float
+        Half-widths of the box; a zero-width parameter never counts.
+
+    Returns
+    -------
+    hit : ndarray of shape (...,), bool
+    """
+    limit = np.r_[[bounds_mm] * 3, [bounds_deg] * 3]
+    hit = (np.abs(eps) >= fraction * limit) & (limit > 0)
+    return hit.any(axis=-1)
 
 
 def _population(bounds, size, rng) -> np.ndarray:
@@ -76,11 +99,29 @@ def _compass(objective, start, bounds, moves=None) -> tuple[np.ndarray, float]:
     return best, value
 
 
-def _project_flat(objective, eps, value, budget, pull, bounds):
-    """Remove the flat components of the correction if that costs < budget.
+def _least_moving(objective, local, flat, centre) -> np.ndarray:
+    """Move ``local`` along ``flat`` to where the probe fiducials move least.
 
-    The rest is re-optimised by a compass search along the pinned directions
-    (local mm/deg units; the box is checked on the result).
+    The image cannot tell poses along the flat directions apart, so of those the
+    one needing the smallest probe correction is taken (what Eq. 3's penalty
+    prefers at an equal data term). One Gauss-Newton step on the fiducial shifts,
+    which are nearly linear in the small local motion.
+    """
+    geom, h = objective.geom, 1e-3
+    trial = np.vstack([local, local + h * flat])
+    eps = geom.eps_from_local(trial, centre)
+    shifts = fiducial_shifts(geom.pose, eps, objective.fiducials).reshape(len(eps), -1)
+    jac = (shifts[1:] - shifts[0]).T / h
+    step = np.linalg.lstsq(jac, -shifts[0], rcond=None)[0]
+    return local + flat.T @ step
+
+
+def _project_flat(objective, eps, value, budget, pull, bounds):
+    """Set the flat components of the correction to the least-moving ones.
+
+    Taken if that costs < budget; the rest is re-optimised by a compass search
+    along the pinned directions (local mm/deg units; the box is checked on the
+    result).
     """
     geom, (centre, flat) = objective.geom, pull
     if not len(flat):
@@ -92,7 +133,8 @@ def _project_flat(objective, eps, value, budget, pull, bounds):
         return objective(geom.eps_from_local(c, centre))
 
     wide = np.array([[-1.5, 1.5]] * 6)
-    best, cand_value = _compass(in_local, local - flat.T @ (flat @ local), wide, pinned)
+    start = _least_moving(objective, local, flat, centre)
+    best, cand_value = _compass(in_local, start, wide, pinned)
     cand = geom.eps_from_local(best, centre)
     if np.any(cand < bounds[:, 0]) or np.any(cand > bounds[:, 1]):
         return eps, value
@@ -130,9 +172,15 @@ def _pull_back(objective, eps, value, gain, pull, bounds):
         if np.any(cand < bounds[:, 0]) or np.any(cand > bounds[:, 1]):
             continue
         cand_value = float(objective(cand[None])[0])
-        if cand_value >= budget:
+        if cand_value >= budget and _moves(objective, cand) <= _moves(objective, eps):
             local, eps, value = trial, cand, cand_value
     return eps, value
+
+
+def _moves(objective, eps) -> float:
+    """Mean fiducial displacement (mm) of one perturbation."""
+    pose, fiducials = objective.geom.pose, objective.fiducials
+    return float(fiducial_displacement_mm(pose, eps, fiducials))
 
 
 def refine(objective, *, params, rng, coarse=None, pull=None) -> Refinement:

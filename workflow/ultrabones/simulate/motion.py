@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 IMAGE_PERIOD_MS = 88
+#: Relative size of a calibration's translation error along the image axes (lateral,
+#: axial, elevational): a Z-phantom's wire dots are located to the axial resolution
+#: (a fraction of a mm) but smeared over the lateral and elevational beam widths.
+AXIS_SCALE = np.array([1.0, 0.25, 1.5])
 TRACKER_HZ = 60.0
 _SPEED_MM_S = 10.0
 _STANDOFF_MM = 80.0
@@ -42,15 +46,17 @@ class ErrorModel:
         Dropout bursts per marker stream (2 to 6 samples each).
     calib_mm, calib_deg : float
         Per-axis SD of the error of the calibration used for the record (per
-        specimen): they set the error's direction in (mm, deg) space only ...
+        specimen). The out-of-plane part (z, rotations about x and y) keeps this
+        size; of the in-plane part (x, y, rotation about z) they set the direction.
     calib_inplane_mm : float
-        ... its size is rescaled so the image field's points move by this much in
+        Size of the in-plane part: the image field's points move by this much in
         the image plane on average (0: keep the drawn size).
     calib_axial_mm : float
         Largest extra depth (image y) offset of that calibration: the phantom's water
         and the tissue have other speeds of sound than the scanner assumes, which
-        shifts echoes at bone depth by about 1 mm; drawn per specimen with a random
-        sign and a size in [0.5, 1] x this value.
+        shifts echoes at bone depth by a few tenths of a mm (the real sample's
+        refined corrections are lateral: depth 0.05 +- 0.2 mm); drawn per specimen
+        with a random sign and a size in [0.5, 1] x this value.
     lag_offset_ms, lag_drift_ms : float
         SD of the lag estimate's constant error, amplitude of its slow drift.
     sphere_noise_mm, voxel_mm : float
@@ -80,7 +86,7 @@ class ErrorModel:
 
 
 ERROR_MODELS = {
-    "paper": ErrorModel(0.12, 0.03, 3, 1.0, 0.8, 4.0, 6.0, 0.15, 0.5, 0.3, 1.0, 2.2),
+    "paper": ErrorModel(0.12, 0.03, 3, 1.0, 0.3, 4.0, 6.0, 0.15, 0.5, 0.15, 1.5, 0.6),
     "none": ErrorModel(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
 }
 
@@ -174,19 +180,25 @@ def draw_path(
 def calibration_error(rng, model: ErrorModel, field_mm) -> np.ndarray:
     """Draw the rigid error (image frame) of the calibration used for a record.
 
-    A calibration error is rigid in T_US<-I; only its in-plane part moves a
-    transverse label, so the draw is rescaled to a fixed mean in-plane displacement
-    of the image field (``field_mm``: width, depth) instead of leaving the label
-    error to the luck of one draw per specimen.
+    A calibration error is rigid in T_US<-I; only its in-plane part (x, y, and the
+    rotation about z) moves a transverse label. That part is rescaled to a fixed mean
+    in-plane displacement of the image field (``field_mm``: width, depth), so the
+    label error does not hang on the luck of one draw per specimen; the out-of-plane
+    part keeps its drawn size (rescaling it too would blow it up whenever the draw
+    happens to be mostly out of plane).
     """
-    delta = np.r_[rng.normal(0, model.calib_mm, 3), rng.normal(0, model.calib_deg, 3)]
+    sd = np.r_[model.calib_mm * AXIS_SCALE, [model.calib_deg] * 3]
+    delta = rng.normal(0.0, sd)
     if model.calib_inplane_mm > 0:
+        inplane = np.zeros(6, bool)
+        inplane[[0, 1, 5]] = True
         u, v = np.meshgrid(*(np.linspace(0, f, 5) for f in field_mm))
         p = np.c_[u.ravel(), v.ravel(), np.zeros(u.size)]
-        moved = p @ matrix_from_params(delta)[:3, :3].T + delta[:3]
+        part = np.where(inplane, delta, 0.0)
+        moved = p @ matrix_from_params(part)[:3, :3].T + part[:3]
         size = np.linalg.norm((moved - p)[:, :2], axis=1).mean()
         # small angles: the displacement scales with the parameters
-        delta = delta * model.calib_inplane_mm / size
+        delta[inplane] *= model.calib_inplane_mm / size
     axial = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * model.calib_axial_mm
     return matrix_from_params(delta + np.r_[0.0, axial, 0.0, 0.0, 0.0, 0.0])
 
