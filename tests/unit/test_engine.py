@@ -8,17 +8,24 @@ import pytest
 
 from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
 from ultrabones.engine.bench import pose_errors
+from ultrabones.engine.frame import SHADOW_MARGIN_MM, _lit
 from ultrabones.engine.geometry import (
     FrameGeometry,
     fiducial_displacement_mm,
     flat_directions,
     frame_geometry,
 )
-from ultrabones.engine.labels import incidence_deg, render_label, shadow_mask
+from ultrabones.engine.labels import (
+    first_interface_mm,
+    incidence_deg,
+    render_label,
+    shadow_mask,
+)
 from ultrabones.engine.lam import choose_lambda
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.reasons import Reason
-from ultrabones.engine.refine import at_bound
+from ultrabones.engine.refine import _population, at_bound
+from ultrabones.engine.warm import pilot_indices, sweep_prior
 from ultrabones.io.calibration import Calibration
 from ultrabones.transforms import matrix_from_params, params_from_matrix
 
@@ -345,7 +352,9 @@ def test_choose_lambda_without_truth_takes_strongest_penalty_that_still_corrects
 def test_bone_beyond_the_search_box_is_rejected_at_bound(cyl_model):
     # the image shows the bone 1.6 mm from the start pose: the box (0.5 mm, and
     # rotations that cannot shift this image) cannot reach it
-    params = EngineParams(lam=0.5, coarse_points=400, bounds_mm=0.5, bounds_deg=0.0)
+    params = EngineParams(
+        lam=0.5, coarse_points=400, bounds_mm=0.5, bounds_deg=0.0, reject_at_bound=True
+    )
     res = process_frame(
         ring_image(cyl_shift=(1.6, 0.0)),
         np.eye(4),
@@ -356,3 +365,69 @@ def test_bone_beyond_the_search_box_is_rejected_at_bound(cyl_model):
     )
     assert res.reason == Reason.CORRECTION_AT_BOUND
     assert not res.masks["label"].any()
+
+
+def test_first_interface_is_the_shallowest_label_pixel_per_column():
+    full = np.zeros((50, 4), bool)
+    full[10, 0] = full[30, 0] = True  # two interfaces: the first one counts
+    full[20:23, 1] = True
+    depth = first_interface_mm(full, (0.1, 0.2))
+    np.testing.assert_allclose(depth[:2], [10.5 * 0.2, 20.5 * 0.2])
+    assert np.isinf(depth[2:]).all()
+
+
+def test_samples_below_a_shallower_bone_are_in_its_shadow():
+    full = np.zeros((100, 10), bool)
+    full[20, :5] = True  # a bone at 2.05 mm depth under columns 0-4
+    spacing = (0.1, 0.1)
+    points = np.array(
+        [
+            [0.25, 2.05, 0.0],  # on the interface
+            [0.25, 2.05 + SHADOW_MARGIN_MM + 0.5, 0.0],  # a deeper bone below it
+            [0.75, 6.0, 0.0],  # deep, but no bone above in its column
+            [-1.0, 9.0, 0.0],  # outside the image's columns
+        ]
+    )
+    assert _lit(points, full, spacing).tolist() == [True, False, True, True]
+
+
+def test_sweep_prior_is_the_median_of_enough_pilots():
+    eps = np.array([[0.1] * 6, [0.3] * 6, [0.2] * 6, [np.nan] * 6])
+    np.testing.assert_allclose(sweep_prior(eps), [0.2] * 6)
+    assert sweep_prior(eps[:2]) is None  # two kept pilots are not a sweep
+
+
+def test_pilots_spread_over_the_candidates():
+    picks = pilot_indices(np.arange(100, 200), 4)
+    assert picks.tolist() == [112, 137, 162, 187]
+    assert pilot_indices(np.arange(3), 12).tolist() == [0, 1, 2]
+    assert pilot_indices(np.arange(3), 0).size == 0
+
+
+def test_prior_joins_the_initial_population_clipped_to_the_box():
+    bounds = np.array([[-1.0, 1.0]] * 6)
+    prior = np.array([0.5, -2.0, 0, 0, 0, 0])
+    pop = _population(bounds, 10, np.random.default_rng(0), prior)
+    np.testing.assert_allclose(pop[0], 0.0)
+    np.testing.assert_allclose(pop[1], [0.5, -1.0, 0, 0, 0, 0])
+
+
+def test_bench_reports_over_several_simulated_cohorts(capsys):
+    import json
+
+    from ultrabones.cli import main
+
+    code = main(
+        ["bench", "--preset", "tiny", "--frames", "2", "--cohorts", "2", "--json"]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 4
+    assert [c["seed"] for c in summary["cohorts"]] == [0, 1]
+    assert {"label_error_mm_median_refined", "improved_fraction"} <= summary.keys()
+
+
+def test_bench_cohorts_need_a_preset(real_sample):
+    from ultrabones.cli import main
+
+    assert main(["bench", "--record", str(real_sample), "--cohorts", "2"]) == 1

@@ -22,7 +22,14 @@ from .io.png import read_png
 from .store import FRAME_VARIABLES, MASKS, status_of
 from .transforms import POSE_COLUMNS, matrix_from_params
 
-__all__ = ["FrameTask", "frame_seed", "label_chunks", "plan_tasks", "run_chunk"]
+__all__ = [
+    "FrameTask",
+    "frame_seed",
+    "label_chunks",
+    "pilot_prior",
+    "plan_tasks",
+    "run_chunk",
+]
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +187,39 @@ def run_chunk(
         out[name] = np.stack([np.asarray(f[name]) for f in frames])
     out["status"] = np.array([status_of(f["reason"]) for f in frames])
     return out
+
+
+def _pilot_eps(task: FrameTask, **kernel) -> np.ndarray | None:
+    out = _run_frame(task, **kernel)
+    if out["reason"] != Reason.OK.value:
+        return None
+    return out["pose_refined"] - out["pose_initial"]
+
+
+def pilot_prior(client, tasks: Sequence[FrameTask], *, n: int, **kernel):
+    """Refine ``n`` pilot frames spread over the sweep; return the warm start.
+
+    Pilots are picked among the rows with a usable image
+    (:func:`~ultrabones.engine.warm.pilot_indices`) and run alone (no prior) on the
+    client; the warm start is the median of the kept ones' corrections, or None.
+
+    Returns
+    -------
+    prior : ndarray of shape (6,) or None
+    pilots : list of int
+        Timestamps of the pilot frames.
+    """
+    from .engine.warm import pilot_indices, sweep_prior
+
+    usable = [i for i, t in enumerate(tasks) if t.status == Reason.OK and t.image_path]
+    picked = [tasks[i] for i in pilot_indices(np.array(usable, dtype=int), n)]
+    shared = {
+        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
+        for k, v in kernel.items()
+    }
+    futures = [client.submit(_pilot_eps, t, pure=False, **shared) for t in picked]
+    eps = [e for e in client.gather(futures) if e is not None]
+    return sweep_prior(eps), [t.timestamp for t in picked]
 
 
 def _label_and_write(index, tasks, *, write, **kernel) -> int:

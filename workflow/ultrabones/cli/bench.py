@@ -14,6 +14,13 @@ def add_parser(sub) -> None:
     src.add_argument("--record", help="record folder (public layout)")
     src.add_argument("--preset", choices=("tiny", "paper"), help="simulate frames")
     p.add_argument("--seed", type=int, default=0, help="simulation/sampling seed")
+    p.add_argument(
+        "--cohorts",
+        type=int,
+        default=1,
+        help="with --preset: simulate this many cohorts (seeds SEED, SEED+1, ...) "
+        "and report over all of them",
+    )
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--frames", type=int, help="number of frames (random sample)")
     pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
@@ -22,6 +29,16 @@ def add_parser(sub) -> None:
     p.add_argument("--objective", choices=("robust", "eq3"), default="robust")
     p.add_argument("--lam", type=float, help="fiducial penalty weight (per mm)")
     p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
+    p.add_argument(
+        "--reject-at-bound",
+        action="store_true",
+        help="also reject corrections that end on the search box's edge",
+    )
+    p.add_argument(
+        "--warm-start-frames",
+        type=int,
+        help="pilot frames of the sweep's warm start (0: every frame alone)",
+    )
     p.set_defaults(run=run)
 
 
@@ -69,14 +86,38 @@ def _figure(path, record, rows, results) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print the summary (JSON with ``--json``)."""
+    import json
     import tempfile
+    from pathlib import Path
 
+    import pandas as pd
+
+    from ..engine.bench import summarise, summarise_truth
+    from ..errors import ConfigError
+    from ..io.model import write_frame_table
+
+    if args.cohorts < 1 or (args.cohorts > 1 and not args.preset):
+        raise ConfigError("--cohorts takes a count >= 1, and only with --preset")
+    runs = []
     with tempfile.TemporaryDirectory(prefix="ultrabones-bench-") as tmp:
-        root = _simulate(args, tmp) if args.preset else args.record
-        return _bench(args, root)
+        for k in range(args.cohorts):
+            seed = args.seed + k
+            root = _simulate(args, Path(tmp) / str(k), seed) if args.preset else None
+            runs.append(_bench(args, root or args.record, seed, first=k == 0))
+    table = pd.concat([r["table"] for r in runs], ignore_index=True)
+    summary = dict(runs[0]["summary"])
+    if len(runs) > 1:
+        summary |= summarise(table)
+        if "label_error_mm_refined" in table:
+            summary |= summarise_truth(table)
+        summary["cohorts"] = [r["summary"] for r in runs]
+    if args.table:
+        write_frame_table(args.table, table)
+    print(json.dumps(summary, indent=None if args.json else 1))
+    return 0
 
 
-def _simulate(args, tmp):
+def _simulate(args, tmp, seed):
     from ..simulate.cohort import simulate_sweep
     from ..simulate.presets import get_preset
 
@@ -86,7 +127,7 @@ def _simulate(args, tmp):
     return simulate_sweep(
         tmp,
         preset=preset,
-        seed=args.seed,
+        seed=seed,
         specimen=specimen,
         sweep=sweep,
         frames=args.frames,
@@ -123,8 +164,26 @@ def _true_placement(truth) -> dict:
     return dict(zip(poses["timestamp"].astype(int).tolist(), placed, strict=True))
 
 
-def _bench(args, root) -> int:
-    import json
+def _warm_start(record, model, params):
+    """The sweep's warm start from pilot frames spread over the whole record."""
+    import numpy as np
+
+    from ..engine.bench import run_frames
+    from ..engine.warm import pilot_indices, sweep_prior
+    from ..transforms import POSE_COLUMNS
+
+    if not params.warm_start_frames:
+        return None
+    with_image = np.flatnonzero(record.poses["image"].to_numpy() != "")
+    pilots = pilot_indices(with_image, params.warm_start_frames)
+    table, _ = run_frames(_frames(record, pilots), model, record.calibration, params)
+    kept = table[table["status"] == "kept"]
+    refined = [f"{c}_refined" for c in POSE_COLUMNS]
+    return sweep_prior(kept[refined].to_numpy() - kept[list(POSE_COLUMNS)].to_numpy())
+
+
+def _bench(args, root, seed, *, first) -> dict:
+    """Run the engine on one record: its summary and per-frame table."""
     import time
 
     import numpy as np
@@ -138,7 +197,6 @@ def _bench(args, root) -> int:
         summarise_truth,
         truth_row,
     )
-    from ..io.model import write_frame_table
     from ..io.png import read_png
     from ..io.record import open_record
     from ..io.stl import read_stl
@@ -148,6 +206,9 @@ def _bench(args, root) -> int:
     kw = {"objective": args.objective}
     if args.lam is not None:
         kw["lam"] = args.lam
+    if args.warm_start_frames is not None:
+        kw["warm_start_frames"] = args.warm_start_frames
+    kw["reject_at_bound"] = args.reject_at_bound
     params = EngineParams(**kw)
     t0 = time.perf_counter()
     model = prepare_specimen(
@@ -155,7 +216,7 @@ def _bench(args, root) -> int:
     )
     model.scene()
     precompute_s = time.perf_counter() - t0
-    rows = _pick_rows(record.poses, args, np.random.default_rng(args.seed))
+    rows = _pick_rows(record.poses, args, np.random.default_rng(seed))
     spacing = record.calibration.pixel_spacing_mm
     scored, shown = {}, {}
     placement = _true_placement(truth) if truth is not None else {}
@@ -175,8 +236,16 @@ def _bench(args, root) -> int:
         if res.kept and len(shown) < 48:
             shown[stamp] = {k: v for k, v in res.masks.items() if k.startswith("full")}
 
+    t0 = time.perf_counter()
+    prior = _warm_start(record, model, params)
+    pilot_s = time.perf_counter() - t0
     table, results = run_frames(
-        _frames(record, rows), model, record.calibration, params, keep_masks=keep
+        _frames(record, rows),
+        model,
+        record.calibration,
+        params,
+        keep_masks=keep,
+        prior=prior,
     )
     for r, stamp in zip(results, table["timestamp"], strict=True):
         r.masks = shown.get(int(stamp), {})
@@ -188,12 +257,12 @@ def _bench(args, root) -> int:
         table = pd.concat([table, extra], axis=1)
         summary.update(summarise_truth(table))
     summary["precompute_s"] = precompute_s
+    summary["pilot_s"] = pilot_s
+    summary["warm_start_eps"] = None if prior is None else prior.tolist()
     summary["peak_rss_mb"] = _peak_rss_mb()
     summary["objective"] = params.objective
     summary["lam"] = params.lam
-    if args.table:
-        write_frame_table(args.table, table)
-    if args.figure:
+    summary["seed"] = seed
+    if args.figure and first:
         _figure(args.figure, record, rows, results)
-    print(json.dumps(summary, indent=None if args.json else 1))
-    return 0
+    return {"summary": summary, "table": table.assign(seed=seed)}

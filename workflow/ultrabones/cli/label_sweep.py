@@ -26,7 +26,17 @@ ENGINE_OPTIONS = {
     "max_correction_mm": float,
     "max_incidence_deg": float,
     "sample_spacing_mm": float,
+    "warm_start_frames": int,
+    "reject_at_bound": "boolean",
 }
+
+
+def _boolean(text: str) -> bool:
+    """Parse a config boolean as the rule writes it (True/False)."""
+    value = {"true": True, "false": False}.get(text.lower())
+    if value is None:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value
 
 
 def add_parser(sub) -> None:
@@ -49,6 +59,7 @@ def add_parser(sub) -> None:
         help="fail when more frames than this end in engine_error",
     )
     for name, kind in ENGINE_OPTIONS.items():
+        kind = _boolean if kind == "boolean" else kind
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     p.set_defaults(run=run)
 
@@ -89,13 +100,15 @@ def _progress(total: int, initial: int):
 
 def run(args) -> int:
     """Label the record's frames and publish the store."""
+    import numpy as np
+
     from ..engine import EngineParams, SpecimenModel, process_frame
     from ..errors import ConfigError
     from ..io.record import open_record
     from ..io.store import open_work
     from ..provenance import provenance
     from ..store import chunk_slices, encoding, template_dataset
-    from ..sweep import label_chunks, plan_tasks
+    from ..sweep import label_chunks, pilot_prior, plan_tasks
     from ..transforms import params_from_matrix
 
     if args.chunk_frames < 1:
@@ -148,10 +161,14 @@ def run(args) -> int:
     )
     model = SpecimenModel.load(args.model)
 
+    kernel = dict(shape=cal.shape, model=model, calibration=cal, params=params)
     with (
         _client(args.threads, args.scheduler) as client,
         _progress(len(tasks), finished) as bar,
     ):
+        warm = _warm_start(work, client, tasks, pilot_prior, kernel)
+        attrs["warm_start"] = json.dumps(warm, sort_keys=True)
+        prior = None if warm["eps"] is None else np.asarray(warm["eps"])
         label_chunks(
             client,
             tasks,
@@ -160,15 +177,37 @@ def run(args) -> int:
             write=functools.partial(_write, store=str(work.store), slices=slices),
             mark=functools.partial(_mark, work=work, slices=slices),
             progress=bar,
-            frame_fn=process_frame,
-            shape=cal.shape,
-            model=model,
-            calibration=cal,
-            params=params,
+            frame_fn=functools.partial(process_frame, prior=prior),
+            **kernel,
         )
     _check_failures(work, args.max_failed_fraction)
     work.publish(attrs)
     return 0
+
+
+def _warm_start(work, client, tasks, pilot_prior, kernel) -> dict:
+    """The sweep's warm start: saved before any chunk, so a resumed run reuses it."""
+    from ..engine import process_frame
+
+    saved = work.load_sweep()
+    if saved is not None:
+        log.info("%s: warm start from the saved sweep results", work.out)
+        return saved
+    n = kernel["params"].warm_start_frames
+    prior, pilots = (None, [])
+    if n:
+        prior, pilots = pilot_prior(
+            client, tasks, n=n, frame_fn=process_frame, **kernel
+        )
+    doc = {
+        "eps": None if prior is None else [float(v) for v in prior],
+        "pilots": pilots,
+    }
+    log.info(
+        "%s: warm start %s from %d pilot frames", work.out, doc["eps"], len(pilots)
+    )
+    work.save_sweep(doc)
+    return doc
 
 
 def _write(index: int, arrays: dict, *, store: str, slices) -> None:

@@ -27,11 +27,12 @@ __all__ = [
 ]
 
 
-def run_frames(frames, model, calibration, params, *, keep_masks=None):
+def run_frames(frames, model, calibration, params, *, keep_masks=None, prior=None):
     """Process ``(timestamp, image, ct_from_probe)`` triples; return table and results.
 
     ``keep_masks(stamp, result)``, when given, is called with each result before its
-    masks are dropped (so long runs stay within memory).
+    masks are dropped (so long runs stay within memory). ``prior`` is the sweep's
+    warm start handed to every frame (see ``engine.warm``).
 
     Returns
     -------
@@ -49,6 +50,7 @@ def run_frames(frames, model, calibration, params, *, keep_masks=None):
             calibration=calibration,
             params=params,
             seed=int(stamp),
+            prior=prior,
         )
         ms = (time.perf_counter() - t0) * 1e3
         cpu = {"cpu_ms": (time.process_time() - c0) * 1e3}

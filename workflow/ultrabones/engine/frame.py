@@ -15,7 +15,7 @@ from .geometry import (
     plane_reach_mm,
     select_samples,
 )
-from .labels import oblique_mask, render_label, shadow_mask
+from .labels import first_interface_mm, oblique_mask, render_label, shadow_mask
 from .model import SpecimenModel
 from .objective import Eq3Objective, RobustObjective
 from .params import EngineParams, FrameResult, _empty_masks
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 MAX_MISS_MM = 2.0
 #: Facing samples: normal component towards the transducer (image -y) above this.
 FACING_MIN = 0.1
+#: Surface samples deeper than their scan line's first bone interface (at the
+#: initial pose) by more than this lie in that bone's acoustic shadow: they show no
+#: echo, so the robust objective leaves them out (mm; covers the pose error).
+SHADOW_MARGIN_MM = 1.5
 #: Surface samples of the fine (compass) stage of the robust objective.
 FINE_POINTS = 8000
 #: Image motions whose information is below this fraction of the best-pinned one
@@ -85,9 +89,23 @@ def _samples(model, geom, params):
     return index, pts
 
 
-def _robust(model, geom, index, pts, image, calibration, params, rng):
+def _lit(points_image, full, spacing_mm) -> np.ndarray:
+    """Return which samples are not in the shadow of a shallower bone.
+
+    ``full`` is the full label at the initial pose: in each column its first
+    labelled pixel is the first interface the beam meets. Samples outside the
+    image's columns count as lit.
+    """
+    depth = first_interface_mm(full, spacing_mm)
+    col = np.floor(points_image[:, 0] / spacing_mm[0]).astype(np.int64)
+    inside = (col >= 0) & (col < depth.size)
+    limit = np.where(inside, depth[np.clip(col, 0, depth.size - 1)], np.inf)
+    return points_image[:, 1] <= limit + SHADOW_MARGIN_MM
+
+
+def _robust(model, geom, index, pts, image, calibration, params, rng, full, prior):
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
-    keep = normals[:, 1] < -FACING_MIN
+    keep = (normals[:, 1] < -FACING_MIN) & _lit(pts, full, geom.spacing_mm)
     facing, weights = pts[keep], model.weights[index[keep]]
     facing_normals = normals[keep]
     maps = feature_maps(image, spacing_mm=geom.spacing_mm)
@@ -109,7 +127,9 @@ def _robust(model, geom, index, pts, image, calibration, params, rng):
         sigma_mm=params.sigma_mm,
         ratio=FLAT_RATIO,
     )
-    return refine(fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat))
+    return refine(
+        fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat), prior=prior
+    )
 
 
 def _pivot(points, weights) -> np.ndarray:
@@ -139,7 +159,8 @@ def _subset_objective(geom, surface, maps, kw, n, rng) -> RobustObjective:
     return objective
 
 
-def _eq3(model, geom, index, pts, image, calibration, params, rng):
+def _eq3(model, geom, index, pts, image, calibration, params, rng, full, prior):
+    """Eq. 3 as printed: every pixel near the surface counts (``full`` unused)."""
     from .labels import _candidate_rc
 
     rc = _candidate_rc(pts, geom.shape, geom.spacing_mm, np.abs(pts[:, 2]).max())
@@ -156,10 +177,10 @@ def _eq3(model, geom, index, pts, image, calibration, params, rng):
         lam=params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
-    return refine(objective, params=params, rng=rng)
+    return refine(objective, params=params, rng=rng, prior=prior)
 
 
-def _frame(image, ct_from_probe, model, calibration, params, rng, result):
+def _frame(image, ct_from_probe, model, calibration, params, rng, result, prior):
     result.pose_initial = result.pose_refined = _check_pose(ct_from_probe)
     if image is None:
         raise FrameRejected(Reason.NO_IMAGE)
@@ -171,7 +192,9 @@ def _frame(image, ct_from_probe, model, calibration, params, rng, result):
         model, geom, np.zeros(6), pts, normals, gamma_mm=params.gamma_mm
     )
     search = _robust if params.objective == "robust" else _eq3
-    ref = search(model, geom, index, pts, image, calibration, params, rng)
+    ref = search(
+        model, geom, index, pts, image, calibration, params, rng, initial.mask, prior
+    )
     result.pose_refined = result.pose_initial + ref.eps
     result.fiducial_correction_mm = float(
         fiducial_displacement_mm(
@@ -202,7 +225,8 @@ def _validate(result, masks, params) -> Reason:
     if result.fiducial_correction_mm > params.max_correction_mm:
         return Reason.CORRECTION_TOO_LARGE
     eps = result.pose_refined - result.pose_initial
-    if at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg):
+    bounded = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
+    if params.reject_at_bound and bounded:
         return Reason.CORRECTION_AT_BOUND
     if masks["full_refined"].sum() < params.min_label_px:
         return Reason.TOO_FEW_INTERSECTION_PIXELS
@@ -217,6 +241,7 @@ def process_frame(
     calibration,
     params: EngineParams | None = None,
     seed: int = 0,
+    prior=None,
 ) -> FrameResult:
     """Refine one frame's pose and render its labels; never raises for a bad frame.
 
@@ -232,6 +257,8 @@ def process_frame(
     params : EngineParams, optional
     seed : int
         Frame seed (combined with ``params.seed``).
+    prior : ndarray of shape (6,), optional
+        The sweep's warm start (see :func:`ultrabones.engine.warm.sweep_prior`).
 
     Returns
     -------
@@ -244,7 +271,9 @@ def process_frame(
     result = FrameResult(Reason.OK.value, nan6, nan6)
     masks = _empty_masks(calibration.shape)
     try:
-        computed = _frame(image, ct_from_probe, model, calibration, params, rng, result)
+        computed = _frame(
+            image, ct_from_probe, model, calibration, params, rng, result, prior
+        )
         reason = _validate(result, computed, params)
         masks = computed if reason == Reason.OK else masks
     except FrameRejected as rej:

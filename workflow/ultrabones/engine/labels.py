@@ -12,6 +12,7 @@ from .model import SpecimenModel
 
 __all__ = [
     "LabelRender",
+    "first_interface_mm",
     "incidence_deg",
     "oblique_mask",
     "render_label",
@@ -147,6 +148,27 @@ def _closest(model, ct_from_image, rc, spacing_mm):
     closest = out["points"].numpy().astype(np.float64) + model.origin
     dist = np.linalg.norm(points_ct - closest, axis=1)
     return dist, out["primitive_normals"].numpy().astype(np.float64)
+
+
+def first_interface_mm(full: np.ndarray, spacing_mm) -> np.ndarray:
+    """Return, per image column, the depth (mm) of its first labelled pixel.
+
+    Parameters
+    ----------
+    full : ndarray of shape (rows, cols), bool
+        A full label (scan lines are columns, depth grows with the row).
+    spacing_mm : (float, float)
+        Pixel spacing ``(s_x, s_y)``.
+
+    Returns
+    -------
+    depth_mm : ndarray of shape (cols,)
+        Image y of the pixel centre, ``inf`` where the column has no label.
+    """
+    full = np.asarray(full, dtype=bool)
+    first = np.argmax(full, axis=0)
+    depth = (first + 0.5) * spacing_mm[1]
+    return np.where(full.any(axis=0), depth, np.inf)
 
 
 def shadow_mask(full: np.ndarray) -> np.ndarray:

@@ -45,6 +45,13 @@ class EngineParams:
         Differential evolution settings (scipy semantics).
     coarse_points : int
         Surface samples used by the coarse (DE) stage.
+    reject_at_bound : bool
+        Also reject frames whose correction ends on the search box's edge
+        (``correction_at_bound``). Off by default: on the simulator most such frames
+        have labels as good as the rest (see ``docs/engine.md``).
+    warm_start_frames : int
+        Pilot frames of a sweep refined first; their median correction seeds every
+        frame's search (``engine.warm``). 0: every frame alone, as in the paper.
     seed : int
         Base seed; ``process_frame`` combines it with the frame seed.
     """
@@ -63,6 +70,8 @@ class EngineParams:
     maxiter: int = 20
     tol: float = 0.01
     coarse_points: int = 1500
+    reject_at_bound: bool = False
+    warm_start_frames: int = 12
     seed: int = 0
 
     def __post_init__(self):
@@ -74,6 +83,10 @@ class EngineParams:
         for name in ("gamma_mm", "sample_spacing_mm", "sigma_mm", "max_correction_mm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.warm_start_frames < 0:
+            raise ValueError(
+                f"warm_start_frames must be >= 0, got {self.warm_start_frames}"
+            )
         if self.lam < 0 or self.bounds_deg < 0 or self.bounds_mm < 0:
             raise ValueError("lam, bounds_deg and bounds_mm must be >= 0")
 

@@ -18,8 +18,8 @@ class Reason(enum.StrEnum):
     OK = "ok"
     #: Mean probe-fiducial correction of the refinement exceeds the bound (1 mm).
     CORRECTION_TOO_LARGE = "correction_too_large"
-    #: The refined pose lies on the edge of the search box: the best correction is
-    #: outside it, so the label at the box edge is not trusted.
+    #: The refined pose lies on the edge of the search box (only with the engine's
+    #: ``reject_at_bound`` option): the best correction may lie outside it.
     CORRECTION_AT_BOUND = "correction_at_bound"
     #: No bone surface near the image plane at the initial pose.
     NO_BONE_IN_VIEW = "no_bone_in_view"

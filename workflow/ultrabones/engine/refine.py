@@ -56,21 +56,24 @@ def at_bound(eps, *, bounds_mm, bounds_deg, fraction=AT_BOUND_FRACTION):
     return hit.any(axis=-1)
 
 
-def _population(bounds, size, rng) -> np.ndarray:
+def _population(bounds, size, rng, prior=None) -> np.ndarray:
+    """Latin hypercube over the box; member 0 is the start, member 1 the prior."""
     unit = qmc.LatinHypercube(d=6, rng=rng).random(size)
     pop = bounds[:, 0] + unit * (bounds[:, 1] - bounds[:, 0])
     pop[0] = 0.0
+    if prior is not None:
+        pop[1] = np.clip(prior, bounds[:, 0], bounds[:, 1])
     return pop
 
 
-def _search_de(objective, bounds, params, rng) -> np.ndarray:
+def _search_de(objective, bounds, params, rng, prior=None) -> np.ndarray:
     if not np.any(bounds[:, 1] > 0):
         return np.zeros(6)
     size = max(5, params.popsize * 6)
     result = differential_evolution(
         lambda x: -objective(x.T),
         bounds,
-        init=_population(bounds, size, rng),
+        init=_population(bounds, size, rng, prior),
         maxiter=params.maxiter,
         tol=params.tol,
         polish=False,
@@ -183,7 +186,7 @@ def _moves(objective, eps) -> float:
     return float(fiducial_displacement_mm(pose, eps, fiducials))
 
 
-def refine(objective, *, params, rng, coarse=None, pull=None) -> Refinement:
+def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Refinement:
     """Maximise ``objective`` over the perturbation box of ``params``.
 
     Parameters
@@ -197,6 +200,9 @@ def refine(objective, *, params, rng, coarse=None, pull=None) -> Refinement:
     pull : (ndarray of shape (3,), ndarray of shape (k, 6)), optional
         Pivot (initial image mm, the bone) and flat directions of the final
         pull-back; no pull-back when None.
+    prior : ndarray of shape (6,), optional
+        A likely perturbation (the sweep's warm start), put into the initial
+        population beside the start; the search is free to leave it.
 
     Returns
     -------
@@ -206,8 +212,13 @@ def refine(objective, *, params, rng, coarse=None, pull=None) -> Refinement:
     """
     bounds = _bounds(params)
     first = coarse if coarse is not None else objective
-    eps = _search_de(first, bounds, params, rng)
+    eps = _search_de(first, bounds, params, rng, prior)
     eps, value = _compass(objective, eps, bounds)
+    if prior is not None:
+        # the DE may leave the prior's basin on the coarse objective: climb it too
+        near, near_value = _compass(objective, np.clip(prior, *bounds.T), bounds)
+        if near_value > value:
+            eps, value = near, near_value
     start = float(objective(np.zeros((1, 6)))[0])
     if pull is not None and value > start:
         eps, value = _pull_back(objective, eps, value, value - start, pull, bounds)

@@ -96,9 +96,8 @@ def _record_calibration(preset, seed, specimen, model: ErrorModel) -> Calibratio
     """The error-carrying calibration a lab would have used for this specimen."""
     truth = true_probe(preset, seed)
     rng = rng_for(seed, specimen, "calibration-error")
-    field = np.multiply(truth.image_size_px, truth.pixel_spacing_mm)
     return Calibration(
-        truth.probe_from_image @ calibration_error(rng, model, field),
+        truth.probe_from_image @ calibration_error(rng, model),
         truth.pixel_spacing_mm,
         truth.image_size_px,
         truth.probe_marker_fiducials_mm,

@@ -45,12 +45,9 @@ class ErrorModel:
     dropouts : int
         Dropout bursts per marker stream (2 to 6 samples each).
     calib_mm, calib_deg : float
-        Per-axis SD of the error of the calibration used for the record (per
-        specimen). The out-of-plane part (z, rotations about x and y) keeps this
-        size; of the in-plane part (x, y, rotation about z) they set the direction.
-    calib_inplane_mm : float
-        Size of the in-plane part: the image field's points move by this much in
-        the image plane on average (0: keep the drawn size).
+        SD of the lateral translation error and of the rotation error about each
+        image axis of the calibration used for the record (per specimen); the axial
+        and elevational translation SDs are ``AXIS_SCALE`` times ``calib_mm``.
     calib_axial_mm : float
         Largest extra depth (image y) offset of that calibration: the phantom's water
         and the tissue have other speeds of sound than the scanner assumes, which
@@ -76,7 +73,6 @@ class ErrorModel:
     sphere_noise_mm: float
     voxel_mm: float
     sphere_shift_mm: float
-    calib_inplane_mm: float = 0.0
     calib_axial_mm: float = 0.0
 
     @property
@@ -86,7 +82,7 @@ class ErrorModel:
 
 
 ERROR_MODELS = {
-    "paper": ErrorModel(0.12, 0.03, 3, 1.0, 0.3, 4.0, 6.0, 0.15, 0.5, 0.15, 1.5, 0.6),
+    "paper": ErrorModel(0.12, 0.03, 3, 1.6, 0.3, 4.0, 6.0, 0.15, 0.5, 0.15, 0.6),
     "none": ErrorModel(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
 }
 
@@ -177,28 +173,15 @@ def draw_path(
     return ProbePath(t, ct_from_leg @ leg_from_image)
 
 
-def calibration_error(rng, model: ErrorModel, field_mm) -> np.ndarray:
+def calibration_error(rng, model: ErrorModel) -> np.ndarray:
     """Draw the rigid error (image frame) of the calibration used for a record.
 
-    A calibration error is rigid in T_US<-I; only its in-plane part (x, y, and the
-    rotation about z) moves a transverse label. That part is rescaled to a fixed mean
-    in-plane displacement of the image field (``field_mm``: width, depth), so the
-    label error does not hang on the luck of one draw per specimen; the out-of-plane
-    part keeps its drawn size (rescaling it too would blow it up whenever the draw
-    happens to be mostly out of plane).
+    Translation SDs follow the beam's resolution (``AXIS_SCALE``: lateral, axial,
+    elevational), rotations ``calib_deg`` about each image axis; plus the
+    speed-of-sound offset in depth (``calib_axial_mm``).
     """
     sd = np.r_[model.calib_mm * AXIS_SCALE, [model.calib_deg] * 3]
     delta = rng.normal(0.0, sd)
-    if model.calib_inplane_mm > 0:
-        inplane = np.zeros(6, bool)
-        inplane[[0, 1, 5]] = True
-        u, v = np.meshgrid(*(np.linspace(0, f, 5) for f in field_mm))
-        p = np.c_[u.ravel(), v.ravel(), np.zeros(u.size)]
-        part = np.where(inplane, delta, 0.0)
-        moved = p @ matrix_from_params(part)[:3, :3].T + part[:3]
-        size = np.linalg.norm((moved - p)[:, :2], axis=1).mean()
-        # small angles: the displacement scales with the parameters
-        delta[inplane] *= model.calib_inplane_mm / size
     axial = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * model.calib_axial_mm
     return matrix_from_params(delta + np.r_[0.0, axial, 0.0, 0.0, 0.0, 0.0])
 
