@@ -193,17 +193,20 @@ def ring_image(cyl_shift=(0.0, 0.0)):
     return img.astype(np.uint8)
 
 
-def test_refinement_recovers_known_shift(cyl_model):
-    params = EngineParams(lam=0.5, coarse_points=400)
-    start = matrix_from_params([0.5, -0.4, 0, 0, 0, 0])
-    res = process_frame(
-        ring_image(),
-        start,
-        model=cyl_model,
+def refine_ring(model, start, *, image=None, **params):
+    """Refine the ring image from pose parameters ``start`` (a weak, quick search)."""
+    return process_frame(
+        ring_image() if image is None else image,
+        matrix_from_params(start),
+        model=model,
         calibration=calibration(),
-        params=params,
+        params=EngineParams(lam=0.5, coarse_points=400, **params),
         seed=3,
     )
+
+
+def test_refinement_recovers_known_shift(cyl_model):
+    res = refine_ring(cyl_model, [0.5, -0.4, 0, 0, 0, 0])
     assert res.reason == Reason.OK
     # the image shows the bone at the true pose (zero): x, y must come back
     np.testing.assert_allclose(res.pose_refined[:2], [0, 0], atol=0.1)  # 1 px
@@ -278,16 +281,7 @@ def test_local_motion_round_trip():
 
 
 def test_refinement_does_not_move_along_the_bone_axis(cyl_model):
-    params = EngineParams(lam=0.5, coarse_points=400)
-    start = matrix_from_params([0.5, -0.4, 0.6, 0, 0, 0])
-    res = process_frame(
-        ring_image(),
-        start,
-        model=cyl_model,
-        calibration=calibration(),
-        params=params,
-        seed=3,
-    )
+    res = refine_ring(cyl_model, [0.5, -0.4, 0.6, 0, 0, 0])
     # the image cannot see motion along the cylinder's axis (z): it stays put
     assert abs(res.pose_refined[2] - 0.6) < 0.05
     np.testing.assert_allclose(res.pose_refined[:2], [0, 0], atol=0.1)
@@ -352,16 +346,13 @@ def test_choose_lambda_without_truth_takes_strongest_penalty_that_still_corrects
 def test_bone_beyond_the_search_box_is_rejected_at_bound(cyl_model):
     # the image shows the bone 1.6 mm from the start pose: the box (0.5 mm, and
     # rotations that cannot shift this image) cannot reach it
-    params = EngineParams(
-        lam=0.5, coarse_points=400, bounds_mm=0.5, bounds_deg=0.0, reject_at_bound=True
-    )
-    res = process_frame(
-        ring_image(cyl_shift=(1.6, 0.0)),
-        np.eye(4),
-        model=cyl_model,
-        calibration=calibration(),
-        params=params,
-        seed=3,
+    res = refine_ring(
+        cyl_model,
+        np.zeros(6),
+        image=ring_image(cyl_shift=(1.6, 0.0)),
+        bounds_mm=0.5,
+        bounds_deg=0.0,
+        reject_at_bound=True,
     )
     assert res.reason == Reason.CORRECTION_AT_BOUND
     assert not res.masks["label"].any()

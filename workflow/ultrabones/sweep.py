@@ -189,6 +189,14 @@ def run_chunk(
     return out
 
 
+def _scatter(client, kernel: dict) -> dict:
+    """Send the large kernel arguments (model, params) to every worker once."""
+    return {
+        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
+        for k, v in kernel.items()
+    }
+
+
 def _pilot_eps(task: FrameTask, **kernel) -> np.ndarray | None:
     out = _run_frame(task, **kernel)
     if out["reason"] != Reason.OK.value:
@@ -213,10 +221,7 @@ def pilot_prior(client, tasks: Sequence[FrameTask], *, n: int, **kernel):
 
     usable = [i for i, t in enumerate(tasks) if t.status == Reason.OK and t.image_path]
     picked = [tasks[i] for i in pilot_indices(np.array(usable, dtype=int), n)]
-    shared = {
-        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
-        for k, v in kernel.items()
-    }
+    shared = _scatter(client, kernel)
     futures = [client.submit(_pilot_eps, t, pure=False, **shared) for t in picked]
     eps = [e for e in client.gather(futures) if e is not None]
     return sweep_prior(eps), [t.timestamp for t in picked]
@@ -248,10 +253,7 @@ def label_chunks(
     """
     from dask.distributed import as_completed
 
-    shared = {
-        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
-        for k, v in kernel.items()
-    }
+    shared = _scatter(client, kernel)
     futures = {
         client.submit(
             _label_and_write,
