@@ -10,7 +10,7 @@ SYSTEM_LIBS := libgl1 libegl1 libusb-1.0-0 libgomp1
 export PATH := $(abspath $(BIN)):$(PATH)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup system-libs run report test lint pytest test-slurm clean
+.PHONY: setup system-libs run run-real report test lint pytest test-slurm clean
 
 setup: $(STAMP)
 
@@ -36,9 +36,14 @@ system-libs:
 	  fi; \
 	fi
 
-# The whole workflow on the embedded default (the tiny simulated cohort).
+# The whole workflow on the embedded default (the tiny simulated cohort); ARGS adds
+# Snakemake options, e.g. ARGS="--configfile my.yaml".
 run: setup
-	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete $(ARGS)
+
+# The same workflow on the real sample record in ../shared (config/real-sample.yaml).
+run-real: setup
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete --configfile config/real-sample.yaml
 
 # HTML report of a finished run: results/report.html.
 report: setup
