@@ -108,7 +108,7 @@ def run(args) -> int:
     from ..io.store import open_work
     from ..provenance import provenance
     from ..store import chunk_slices, encoding, template_dataset
-    from ..sweep import label_chunks, pilot_prior, plan_tasks
+    from ..sweep import label_chunks, plan_tasks
     from ..transforms import params_from_matrix
 
     if args.chunk_frames < 1:
@@ -166,7 +166,7 @@ def run(args) -> int:
         _client(args.threads, args.scheduler) as client,
         _progress(len(tasks), finished) as bar,
     ):
-        warm = _warm_start(work, client, tasks, pilot_prior, kernel)
+        warm = _warm_start(work, client, tasks, kernel)
         attrs["warm_start"] = json.dumps(warm, sort_keys=True)
         prior = None if warm["eps"] is None else np.asarray(warm["eps"])
         label_chunks(
@@ -185,9 +185,10 @@ def run(args) -> int:
     return 0
 
 
-def _warm_start(work, client, tasks, pilot_prior, kernel) -> dict:
+def _warm_start(work, client, tasks, kernel) -> dict:
     """The sweep's warm start: saved before any chunk, so a resumed run reuses it."""
     from ..engine import process_frame
+    from ..sweep import pilot_prior
 
     saved = work.load_sweep()
     if saved is not None:

@@ -225,8 +225,9 @@ def _validate(result, masks, params) -> Reason:
     if result.fiducial_correction_mm > params.max_correction_mm:
         return Reason.CORRECTION_TOO_LARGE
     eps = result.pose_refined - result.pose_initial
-    bounded = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
-    if params.reject_at_bound and bounded:
+    if params.reject_at_bound and at_bound(
+        eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg
+    ):
         return Reason.CORRECTION_AT_BOUND
     if masks["full_refined"].sum() < params.min_label_px:
         return Reason.TOO_FEW_INTERSECTION_PIXELS
