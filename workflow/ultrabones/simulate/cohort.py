@@ -178,9 +178,15 @@ def _segment(anatomy: Anatomy, bone: str, rng):
 
 @dataclass(frozen=True)
 class _Sweep:
-    """Everything a sweep's frame loop needs."""
+    """Everything a sweep's frame loop needs.
+
+    ``grid`` is the image grid the record states (the scanner's assumed speed of
+    sound); ``render_grid`` is where the pixels truly lie, which the renderer and the
+    truth masks use.
+    """
 
     grid: ImageGrid
+    render_grid: ImageGrid
     stamps: np.ndarray
     ct_from_image_true: np.ndarray
     ct_from_image_est: np.ndarray
@@ -251,6 +257,7 @@ def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
         streams,
         cal,
         _Sweep(
+            grid,
             grid,
             stamps,
             true_image,
@@ -367,6 +374,7 @@ def simulate_sweep(
         scene,
         rng_for(seed, specimen, sweep, "image"),
         truth=truth,
+        sources=preset.sources,
     )
     _write_record(sweep_dir, plan, cal, root)
     if truth:
@@ -377,27 +385,30 @@ def simulate_sweep(
     return sweep_dir
 
 
-def _frames(sweep_dir: Path, truth_dir: Path, plan: _Sweep, scene, rng, *, truth: bool):
+def _frames(
+    sweep_dir: Path, truth_dir: Path, plan: _Sweep, scene, rng, *, truth: bool, sources
+):
     images = sweep_dir / "UltrasoundImages"
     images.mkdir(exist_ok=True)
     if truth:
         for name in ("label_full", "label_visible"):
             (truth_dir / name).mkdir(parents=True, exist_ok=True)
-    tissue = draw_tissue(rng)
-    bank = make_bank(rng, plan.grid, tissue)
+    grid = plan.render_grid
+    tissue = draw_tissue(rng, sources)
+    bank = make_bank(rng, grid, tissue)
     rows = []
     for k, stamp in enumerate(plan.stamps):
         T = plan.ct_from_image_true[k]
-        hits = cast_columns(scene, T, plan.grid)
+        hits = cast_columns(scene, T, grid)
         lateral = float(T[:3, 3] @ T[:3, 0])
         image = render_frame(
-            hits, plan.grid, tissue=tissue, bank=bank, rng=rng, lateral_mm=lateral
+            hits, grid, tissue=tissue, bank=bank, rng=rng, lateral_mm=lateral
         )
         write_png(images / f"{stamp}.png", image)
         if truth:
-            full = full_label(scene, T, plan.grid, gamma_mm=GAMMA_MM)
+            full = full_label(scene, T, grid, gamma_mm=GAMMA_MM)
             vis = visible_label(
-                full, hits, plan.grid, scene=scene, ct_from_image=T, gamma_mm=GAMMA_MM
+                full, hits, grid, scene=scene, ct_from_image=T, gamma_mm=GAMMA_MM
             )
             write_png(
                 truth_dir / "label_full" / f"{stamp}.png", full.astype(np.uint8) * 255

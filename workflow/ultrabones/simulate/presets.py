@@ -8,14 +8,24 @@ sweep of a cohort use the same true values, drawn once from the cohort seed.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..transforms import matrix_from_params
 
-__all__ = ["PRESETS", "Preset", "ProbeTruth", "get_preset", "rng_for", "true_probe"]
+__all__ = [
+    "PRESETS",
+    "Preset",
+    "ProbeTruth",
+    "SOURCE_NAMES",
+    "Sources",
+    "get_preset",
+    "rng_for",
+    "true_probe",
+    "without",
+]
 
 #: The public sample's probe calibration, used as the template of the simulated probe.
 _PROBE_FROM_IMAGE_PARAMS = (
@@ -36,6 +46,55 @@ _SPACING_MM = 0.05392
 
 
 @dataclass(frozen=True)
+class Sources:
+    """Error sources and image physics outside the label engine's model (issue 16).
+
+    Each is on by default; switching one off (:func:`without`) is an ablation. What
+    each does, its physical basis and its source are in ``docs/simulator.md``.
+
+    Attributes
+    ----------
+    ct_segmentation : bool
+        The surface that makes the image is not the CT model the pipeline receives.
+    unmodelled_bone : bool
+        A bone in view that has no CT model.
+    cortical_echo : bool
+        Thin cortical echo, 3D-incidence strength, partial shadows of oblique bone.
+    reverberation : bool
+        Reverberation tails below strong interfaces.
+    elevational_slab : bool
+        The echo integrates the beam's elevational thickness, not a plane.
+    attenuation_tgc : bool
+        Depth attenuation with a time-gain compensation that leaves a residual slope.
+    tissue_texture : bool
+        Muscle texture, fascia and tendon lines like the real frames.
+    near_bone_fascia : bool
+        Lines 0-1 mm from the bone, as bright as oblique bone.
+    sos_depth_scale : bool
+        Speed of sound as a depth scale of the image (not a constant offset).
+    recorded_motion : bool
+        Probe speed and path like the real sweep's marker motion.
+    bone_drift : bool
+        Slow bone drift against the specimen marker over a sweep.
+    """
+
+    ct_segmentation: bool = True
+    unmodelled_bone: bool = True
+    cortical_echo: bool = True
+    reverberation: bool = True
+    elevational_slab: bool = True
+    attenuation_tgc: bool = True
+    tissue_texture: bool = True
+    near_bone_fascia: bool = True
+    sos_depth_scale: bool = True
+    recorded_motion: bool = True
+    bone_drift: bool = True
+
+
+SOURCE_NAMES = tuple(f.name for f in fields(Sources))
+
+
+@dataclass(frozen=True)
 class Preset:
     """Size of a simulated cohort.
 
@@ -50,6 +109,8 @@ class Preset:
         ``(width, height)``.
     pixel_spacing_mm : tuple of float
         ``(s_x, s_y)``.
+    sources : Sources
+        Error sources and image physics switched on.
     """
 
     name: str
@@ -58,6 +119,7 @@ class Preset:
     frames_per_sweep: int
     image_size_px: tuple[int, int]
     pixel_spacing_mm: tuple[float, float]
+    sources: Sources = field(default_factory=Sources)
 
 
 PRESETS = {
@@ -88,6 +150,21 @@ def get_preset(name: str) -> Preset:
         raise ConfigError(
             f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}"
         ) from None
+
+
+def without(preset: Preset, *names: str) -> Preset:
+    """Return ``preset`` with the named sources switched off (an ablation).
+
+    Raises ConfigError naming the choices for an unknown source.
+    """
+    unknown = sorted(set(names) - set(SOURCE_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"unknown simulator source(s) {', '.join(unknown)}; expected any of "
+            f"{', '.join(SOURCE_NAMES)}"
+        )
+    off = replace(preset.sources, **dict.fromkeys(names, False))
+    return replace(preset, sources=off)
 
 
 def rng_for(seed: int, *keys: str) -> np.random.Generator:

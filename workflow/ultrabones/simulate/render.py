@@ -17,6 +17,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 from .geometry import ImageGrid, ScanHits
+from .presets import Sources
 
 __all__ = ["Tissue", "SpeckleBank", "draw_tissue", "make_bank", "render_frame"]
 
@@ -37,6 +38,7 @@ class Tissue:
     incidence_power: float
     shadow_floor: float
     attenuation_db_mm: float
+    sources: Sources
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class SpeckleBank:
     layers: np.ndarray
 
 
-def draw_tissue(rng: np.random.Generator) -> Tissue:
-    """Draw the tissue of one sweep."""
+def draw_tissue(rng: np.random.Generator, sources: Sources) -> Tissue:
+    """Draw the tissue of one sweep, with the image physics ``sources`` switched on."""
     k = int(rng.integers(3, 6))
     fascia = np.c_[
         rng.uniform(3, 30, k),
@@ -77,6 +79,7 @@ def draw_tissue(rng: np.random.Generator) -> Tissue:
         incidence_power=float(rng.uniform(2.0, 3.0)),
         shadow_floor=float(rng.uniform(0.08, 0.14)),
         attenuation_db_mm=float(rng.uniform(0.25, 0.35)),
+        sources=sources,
     )
 
 
