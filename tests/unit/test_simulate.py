@@ -25,6 +25,7 @@ from ultrabones.simulate.cohort import (
     simulate_sweep,
 )
 from ultrabones.simulate.geometry import ImageGrid, ScanHits, bone_scene, full_label
+from ultrabones.simulate.presets import Sources
 from ultrabones.simulate.render import Tissue, make_bank, render_frame
 from ultrabones.transforms import matrix_from_params
 
@@ -187,6 +188,7 @@ def _tissue(**kw) -> Tissue:
         incidence_power=2.5,
         shadow_floor=0.1,
         attenuation_db_mm=0.0,
+        sources=Sources(),
     )
     base.update(kw)
     return Tissue(**base)
