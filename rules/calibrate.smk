@@ -22,4 +22,4 @@ if SIMULATED and is_activated("calibrate"):
             folder=lambda wildcards, input: f"{input.recording}/calibration/{wildcards.recording}",
             out=lambda wildcards, output: str(Path(output.calibration).parent),
         shell:
-            "ultrabones calibrate {params.folder} --out {params.out} > {log} 2>&1"
+            "ultrabones calibrate {params.folder:q} --out {params.out:q} > {log:q} 2>&1"

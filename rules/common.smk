@@ -1,6 +1,8 @@
 # Python only: config and sheet validation, path checks, input functions. No rules.
 import hashlib
 import json
+import re
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,11 +12,21 @@ from snakemake.utils import validate
 validate(config, schema="../config/schema.yaml")
 
 
+#: Specimen and sweep IDs become wildcards and path parts: the whole value must match.
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
 def _read_sweeps(path):
     if not Path(path).is_file():
         raise ValueError(f"input.sweeps: sheet {path} not found")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    # No pandas comment= here: it would cut a record path at a '#'. Whole-line
+    # comments only.
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    sheet = sheet[~sheet.iloc[:, 0].str.startswith("#")] if len(sheet) else sheet
+    if sheet.empty:
+        raise ValueError(f"input.sweeps: sheet {path} has no sweep rows")
     validate(sheet, schema="../config/sweeps.schema.yaml")
+    _check_names(sheet, path)
     dup = sheet.duplicated(["specimen", "sweep"])
     if dup.any():
         row = sheet[dup].iloc[0]
@@ -22,6 +34,21 @@ def _read_sweeps(path):
             f"{path}: duplicate sweep {row.specimen}/{row.sweep} (rows must be unique)"
         )
     return sheet.set_index(["specimen", "sweep"], drop=False).sort_index()
+
+
+def _check_names(sheet, path):
+    """Reject IDs that only match up to a trailing newline, and control characters."""
+    for index, row in sheet.iterrows():
+        where = f"{path} line {index + 2}"
+        for key in ("specimen", "sweep"):
+            if not ID.fullmatch(row[key]):
+                raise ValueError(
+                    f"{where}: {key} {row[key]!r} must match {ID.pattern} (whole value)"
+                )
+        if any(ord(ch) < 32 for ch in row.get("record", "")):
+            raise ValueError(
+                f"{where}: record {row['record']!r} holds a control character"
+            )
 
 
 SWEEPS = _read_sweeps(config["input"]["sweeps"])
@@ -164,7 +191,7 @@ def get_lambda_inputs(wildcards):
 
 def lambda_truth_arg():
     """``--truth`` for the lambda selection in simulate mode (score by label error)."""
-    return f"--truth {truth_folder(first_sweep())}" if SIMULATED else ""
+    return f"--truth {shlex.quote(truth_folder(first_sweep()))}" if SIMULATED else ""
 
 
 def release_files():

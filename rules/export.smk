@@ -33,10 +33,10 @@ rule build_release:
         seed=config["release"]["splits"]["seed"],
         config_hash=config_hash(),
     shell:
-        "ultrabones release {input.stores} --split-mode {params.mode}"
-        " --train {params.train} --val {params.val} --test {params.test}"
-        " --seed {params.seed} --config-hash {params.config_hash}"
-        " --out {params.out} > {log} 2>&1"
+        "ultrabones release {input.stores:q} --split-mode {params.mode:q}"
+        " --train {params.train:q} --val {params.val:q} --test {params.test:q}"
+        " --seed {params.seed:q} --config-hash {params.config_hash:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule export_public:
@@ -55,7 +55,7 @@ rule export_public:
         mem_mb=2000,
         runtime=30,
     shell:
-        "ultrabones export-public {input.store} --out {output.record} > {log} 2>&1"
+        "ultrabones export-public {input.store:q} --out {output.record:q} > {log:q} 2>&1"
 
 
 rule write_manifest:
@@ -76,5 +76,5 @@ rule write_manifest:
     params:
         root=lambda wildcards, output: str(Path(output.manifest).parent),
     shell:
-        "ultrabones manifest {input.files} --root {params.root}"
-        " --out {output.manifest} > {log} 2>&1"
+        "ultrabones manifest {input.files:q} --root {params.root:q}"
+        " --out {output.manifest:q} > {log:q} 2>&1"

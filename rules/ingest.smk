@@ -21,9 +21,9 @@ if SIMULATED:
             seed=config["input"]["simulate"]["seed"],
             errors=config["input"]["simulate"]["errors"],
         shell:
-            "ultrabones simulate --preset {params.preset} --seed {params.seed}"
-            " --errors {params.errors} --recording {wildcards.recording}"
-            " --out {output} > {log} 2>&1"
+            "ultrabones simulate --preset {params.preset:q} --seed {params.seed:q}"
+            " --errors {params.errors:q} --recording {wildcards.recording:q}"
+            " --out {output:q} > {log:q} 2>&1"
 
     rule simulate_specimen:
         output:
@@ -43,9 +43,9 @@ if SIMULATED:
             seed=config["input"]["simulate"]["seed"],
             errors=config["input"]["simulate"]["errors"],
         shell:
-            "ultrabones simulate --preset {params.preset} --seed {params.seed}"
-            " --errors {params.errors} --specimen {wildcards.specimen}"
-            " --out {output} > {log} 2>&1"
+            "ultrabones simulate --preset {params.preset:q} --seed {params.seed:q}"
+            " --errors {params.errors:q} --specimen {wildcards.specimen:q}"
+            " --out {output:q} > {log:q} 2>&1"
 
     rule simulate_sweep:
         output:
@@ -70,9 +70,9 @@ if SIMULATED:
                 else ""
             ),
         shell:
-            "ultrabones simulate --preset {params.preset} --seed {params.seed}"
-            " --errors {params.errors} --specimen {wildcards.specimen}"
-            " --sweep {wildcards.sweep} {params.frames} --out {output} > {log} 2>&1"
+            "ultrabones simulate --preset {params.preset:q} --seed {params.seed:q}"
+            " --errors {params.errors:q} --specimen {wildcards.specimen:q}"
+            " --sweep {wildcards.sweep:q} {params.frames} --out {output:q} > {log:q} 2>&1"
 
 else:
 
@@ -92,4 +92,4 @@ else:
             mem_mb=1000,
             runtime=10,
         shell:
-            "ultrabones ingest {input.record} --out {output} > {log} 2>&1"
+            "ultrabones ingest {input.record:q} --out {output:q} > {log:q} 2>&1"

@@ -34,8 +34,8 @@ rule plot_sweep_qa:
         frames=config["qc"]["overlay_frames"],
         max_correction_mm=config["engine"]["max_correction_mm"],
     shell:
-        "ultrabones qa {input.store} --frames {params.frames}"
-        " --max-correction-mm {params.max_correction_mm} --out {params.out} > {log} 2>&1"
+        "ultrabones qa {input.store:q} --frames {params.frames:q}"
+        " --max-correction-mm {params.max_correction_mm:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule plot_release_qa:
@@ -60,7 +60,7 @@ rule plot_release_qa:
     params:
         out=lambda wildcards, output: str(Path(output.discard_rate).parent),
     shell:
-        "ultrabones qa-summary {input.stats} --out {params.out} > {log} 2>&1"
+        "ultrabones qa-summary {input.stats:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule audit_sweep:
@@ -82,11 +82,11 @@ rule audit_sweep:
     params:
         bones=bones_folder,
         truth=lambda wildcards: (
-            f"--truth {truth_folder(wildcards)}" if SIMULATED else ""
+            f"--truth {shlex.quote(truth_folder(wildcards))}" if SIMULATED else ""
         ),
     shell:
-        "ultrabones audit {input.store} --bones {params.bones} {params.truth}"
-        " --out {output.audit} > {log} 2>&1"
+        "ultrabones audit {input.store:q} --bones {params.bones:q} {params.truth}"
+        " --out {output.audit:q} > {log:q} 2>&1"
 
 
 rule compute_otsu:
@@ -110,8 +110,8 @@ rule compute_otsu:
         mem_mb=4000,
         runtime=30,
     shell:
-        "ultrabones otsu {input.stores} --figure {output.figure}"
-        " --out {output.otsu} > {log} 2>&1"
+        "ultrabones otsu {input.stores:q} --figure {output.figure:q}"
+        " --out {output.otsu:q} > {log:q} 2>&1"
 
 
 if SIMULATED:
@@ -135,8 +135,8 @@ if SIMULATED:
         params:
             truth=lambda wildcards: f"{truth_folder(wildcards)}/label_visible",
         shell:
-            "ultrabones evaluate --pred {input.store} --pred-var label"
-            " --truth {params.truth} --out {output.scores} > {log} 2>&1"
+            "ultrabones evaluate --pred {input.store:q} --pred-var label"
+            " --truth {params.truth:q} --out {output.scores:q} > {log:q} 2>&1"
 
 
 if is_activated("qc/select_lambda"):
@@ -169,6 +169,6 @@ if is_activated("qc/select_lambda"):
             objective=config["engine"]["objective"],
             truth=lambda_truth_arg(),
         shell:
-            "ultrabones select-lambda {input.record} --model {input.model}"
-            " --frames {params.frames} --seed {params.seed} {params.truth}"
-            " --objective {params.objective} --out {params.out} > {log} 2>&1"
+            "ultrabones select-lambda {input.record:q} --model {input.model:q}"
+            " --frames {params.frames:q} --seed {params.seed:q} {params.truth}"
+            " --objective {params.objective:q} --out {params.out:q} > {log:q} 2>&1"

@@ -23,8 +23,8 @@ if SIMULATED:
             folder=lambda wildcards, input: f"{input.specimen}/specimens/{wildcards.specimen}",
             max_fre_mm=config["register"]["max_fre_mm"],
         shell:
-            "ultrabones register {params.folder} --max-fre-mm {params.max_fre_mm}"
-            " --out {output.registration} > {log} 2>&1"
+            "ultrabones register {params.folder:q} --max-fre-mm {params.max_fre_mm:q}"
+            " --out {output.registration:q} > {log:q} 2>&1"
 
     rule compute_poses:
         input:
@@ -48,9 +48,9 @@ if SIMULATED:
             calibration=get_calibration,
             max_gap_ms=config["poses"]["max_gap_ms"],
         shell:
-            "ultrabones poses {params.folder} --calibration {params.calibration}"
-            " --registration {input.registration} --max-gap-ms {params.max_gap_ms}"
-            " --out {output} > {log} 2>&1"
+            "ultrabones poses {params.folder:q} --calibration {params.calibration:q}"
+            " --registration {input.registration:q} --max-gap-ms {params.max_gap_ms:q}"
+            " --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_specimen:
@@ -72,5 +72,5 @@ rule prepare_specimen:
         folder=bones_folder,
         spacing_mm=config["engine"]["sample_spacing_mm"],
     shell:
-        "ultrabones prepare-specimen --bones {params.folder}"
-        " --sample-spacing-mm {params.spacing_mm} --out {output.model} > {log} 2>&1"
+        "ultrabones prepare-specimen --bones {params.folder:q}"
+        " --sample-spacing-mm {params.spacing_mm:q} --out {output.model:q} > {log:q} 2>&1"

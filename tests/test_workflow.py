@@ -82,3 +82,41 @@ def test_sweep_outside_the_preset_is_named(workdir):
     proc = snakemake(workdir, "-n", "--cores", "2")
     assert proc.returncode != 0
     assert "S09/tibia-1 is not in simulator preset tiny" in proc.stderr + proc.stdout
+
+
+def _records_config(workdir, rows: str) -> str:
+    sheet = workdir / "config" / "hostile.tsv"
+    sheet.write_text("specimen\tsweep\trecord\n" + rows)
+    return write_config(
+        workdir, {"input": {"mode": "records", "sweeps": "config/hostile.tsv"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("", "has no sweep rows"),
+        ('"R01\n"\tfibula-1\tsome/record\n', "must match"),
+        ('R01\tfibula-1\t"rec\tx"\n', "control character"),
+    ],
+)
+def test_hostile_sheet_rows_are_named(workdir, rows, message):
+    extra = _records_config(workdir, rows)
+    proc = snakemake(workdir, "-n", "--cores", "2", "--configfile", extra)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "hostile.tsv" in proc.stderr + proc.stdout
+
+
+def test_shell_characters_in_record_path_stay_a_folder_name(workdir, real_sample):
+    # A record folder named with a command substitution, backticks, spaces and '#':
+    # the ingest job must read that folder and run nothing.
+    name = "rec $(touch PWNED) `touch PWNED2` #1"
+    (workdir / name).symlink_to(real_sample, target_is_directory=True)
+    extra = _records_config(workdir, f"R01\tfibula-1\t{name}\n")
+    proc = snakemake(
+        workdir, "results/poses/R01/fibula-1", "--cores", "1", "--configfile", extra
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (workdir / "PWNED").exists() and not (workdir / "PWNED2").exists()
+    assert (workdir / "results" / "poses" / "R01" / "fibula-1").is_dir()

@@ -34,6 +34,7 @@ def test_stl_roundtrip(tmp_path):
         (b"", "shorter"),
         (b"x" * 80 + np.uint32(0).tobytes(), "no triangles"),
         (b"x" * 80 + np.uint32(5).tobytes() + b"\0" * 10, "truncated"),
+        (b"x" * 80 + np.uint32(2).tobytes() + b"\0" * 100, "zero area"),
     ],
 )
 def test_stl_errors_name_file(tmp_path, content, match):
@@ -50,6 +51,46 @@ def test_png_roundtrip_and_corrupt(tmp_path):
     (tmp_path / "b.png").write_bytes(b"not a png")
     with pytest.raises(InputDataError, match="b.png.*decode"):
         read_png(tmp_path / "b.png")
+
+
+def test_float_image_is_refused_not_clipped(tmp_path):
+    from PIL import Image
+
+    arr = np.linspace(0, 900, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(arr).save(tmp_path / "w.tiff")
+    with pytest.raises(InputDataError, match="w.tiff.*32-bit float"):
+        read_png(tmp_path / "w.tiff")
+
+
+def test_png_16_bit_file_is_refused(tmp_path):
+    from PIL import Image
+
+    arr = np.full((8, 8), 60000, dtype=np.uint16)
+    Image.fromarray(arr).save(tmp_path / "deep.png")
+    with pytest.raises(InputDataError, match="deep.png.*16-bit"):
+        read_png(tmp_path / "deep.png")
+
+
+def test_png_decompression_bomb_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    # A valid PNG header announcing 20000 x 20000 pixels (the data never decodes).
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+
+    def chunk_bytes(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk_bytes(b"IHDR", ihdr)
+        + chunk_bytes(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk_bytes(b"IEND", b"")
+    )
+    (tmp_path / "bomb.png").write_bytes(png)
+    with pytest.raises(InputDataError, match="bomb.png.*exceeds"):
+        read_png(tmp_path / "bomb.png")
 
 
 def test_poses_duplicate_timestamp_names_line(tmp_path):
@@ -92,6 +133,42 @@ def test_calibration_roundtrip_and_missing_key(tmp_path, real_sample):
     )
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(InputDataError, match="bad.yaml.*pixel_spacing_mm"):
+        read_calibration(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ("pixel_spacing_mm:\n- ", "pixel_spacing_mm:\n- .nan\n- ", "finite positive"),
+        ("pixel_spacing_mm:\n- ", "pixel_spacing_mm:\n- .inf\n- ", "finite positive"),
+    ],
+)
+def test_calibration_rejects_non_finite_spacing(tmp_path, real_sample, old, new, match):
+    cal = read_calibration(real_sample / "calibration.yaml")
+    write_calibration(tmp_path / "c.yaml", cal)
+    text = (tmp_path / "c.yaml").read_text()
+    assert old in text
+    # Replace the first spacing value and drop the original one after it.
+    lines = text.replace(old, new, 1).splitlines()
+    i = lines.index(new.splitlines()[1])
+    del lines[i + 1]
+    (tmp_path / "bad.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputDataError, match=f"bad.yaml.*{match}"):
+        read_calibration(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    "fiducials",
+    [[[1.0, 2.0, 3.0]], [[0.0, 0, 0], [10, 0, 0], [20, 0, 0]]],
+    ids=["one", "collinear"],
+)
+def test_calibration_needs_a_rigid_probe_marker(tmp_path, real_sample, fiducials):
+    import dataclasses
+
+    cal = read_calibration(real_sample / "calibration.yaml")
+    bad = dataclasses.replace(cal, probe_marker_fiducials_mm=np.asarray(fiducials))
+    write_calibration(tmp_path / "bad.yaml", bad)
+    with pytest.raises(InputDataError, match="bad.yaml.*at least 3 fiducials"):
         read_calibration(tmp_path / "bad.yaml")
 
 

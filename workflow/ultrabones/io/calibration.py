@@ -95,22 +95,43 @@ def read_calibration(path: str | Path) -> Calibration:
         fid = np.asarray(doc["probe_marker_fiducials_mm"], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as err:
         raise InputDataError(f"{path}: malformed calibration value ({err})") from err
-    if len(spacing) != 2 or min(spacing) <= 0 or len(size) != 2 or min(size) <= 0:
-        raise InputDataError(
-            f"{path}: pixel_spacing_mm and image_size_px need two positive values each"
-        )
     if (
-        fid.ndim != 2
-        or fid.shape[1] != 3
-        or fid.shape[0] < 1
-        or not np.isfinite(fid).all()
+        len(spacing) != 2
+        or not all(np.isfinite(spacing))
+        or min(spacing) <= 0
+        or len(size) != 2
+        or min(size) <= 0
     ):
         raise InputDataError(
-            f"{path}: probe_marker_fiducials_mm must be a list of [x, y, z], "
-            f"got shape {fid.shape}"
+            f"{path}: pixel_spacing_mm and image_size_px need two finite positive "
+            f"values each, got {spacing} and {size}"
         )
+    _check_fiducials(path, fid)
     extra = {k: float(doc[k]) for k in _OPTIONAL if k in doc}
     return Calibration(probe_from_image, spacing, size, fid, extra)
+
+
+#: The fiducial correction is a mean over the marker's spheres: it needs a rigid
+#: body, i.e. at least three spheres not on one line (an optical marker has 3-4).
+MIN_FIDUCIALS = 3
+
+
+def _check_fiducials(path, fid: np.ndarray) -> None:
+    if fid.ndim != 2 or fid.shape[1] != 3 or not np.isfinite(fid).all():
+        raise InputDataError(
+            f"{path}: probe_marker_fiducials_mm must be a list of finite [x, y, z], "
+            f"got shape {fid.shape}"
+        )
+    # The second singular value of the centred fiducials is their spread off the
+    # best line (mm): below 1 mm they cannot fix a rotation about that line.
+    if (
+        fid.shape[0] < MIN_FIDUCIALS
+        or np.linalg.svd(fid - fid.mean(axis=0), compute_uv=False)[1] < 1.0
+    ):
+        raise InputDataError(
+            f"{path}: probe_marker_fiducials_mm needs at least {MIN_FIDUCIALS} "
+            f"fiducials not on one line (a rigid marker), got {fid.shape[0]}"
+        )
 
 
 def write_calibration(

@@ -14,6 +14,16 @@ from ..errors import InputDataError
 __all__ = ["encode_png", "read_png", "write_png"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Largest frame read (pixels): 16 x a 950 x 811 frame; larger is no B-mode frame.
+MAX_PIXELS = 16 * 950 * 811
+#: Pillow modes wider than 8 bits per channel.
+_WIDE_MODES = {
+    "I;16": "16-bit",
+    "I;16B": "16-bit",
+    "I;16L": "16-bit",
+    "I": "32-bit integer",
+    "F": "32-bit float",
+}
 
 
 def read_png(path: str | Path) -> np.ndarray:
@@ -29,13 +39,36 @@ def read_png(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            _check_header(path, im)
             im.load()
             grey = im if im.mode == "L" else im.convert("L")
             return np.asarray(grey, dtype=np.uint8)
     except FileNotFoundError as err:
         raise InputDataError(f"{path}: image file not found") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as err:
         raise InputDataError(f"{path}: cannot decode image ({err})") from err
+
+
+def _check_header(path: Path, im) -> None:
+    """Refuse, before decoding, what would be clipped or would exhaust memory."""
+    if im.mode in _WIDE_MODES:
+        # Converting to 8 bits clips every value above 255: a 16-bit frame would be
+        # labelled on a saturated image. The scaling is the user's to choose.
+        raise InputDataError(
+            f"{path}: {im.mode} image ({_WIDE_MODES[im.mode]}); frames must be 8-bit "
+            "grey B-mode images"
+        )
+    if im.width * im.height > MAX_PIXELS:
+        raise InputDataError(
+            f"{path}: {im.width} x {im.height} pixels exceeds the limit of "
+            f"{MAX_PIXELS} (a decompression bomb or not an ultrasound frame)"
+        )
 
 
 def write_png(path: str | Path, image: np.ndarray, *, compress_level: int = 1) -> None:

@@ -24,7 +24,8 @@ def read_stl(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     InputDataError
-        If the file is missing, truncated, empty or holds non-finite coordinates.
+        If the file is missing, truncated, empty, holds non-finite coordinates or
+        has no triangle of non-zero area.
     """
     path = Path(path)
     try:
@@ -39,6 +40,15 @@ def read_stl(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputDataError(f"{path}: STL holds no triangles")
     if not np.all(np.isfinite(tri)):
         raise InputDataError(f"{path}: STL holds NaN or infinite coordinates")
+    area = 0.5 * np.linalg.norm(
+        np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1
+    )
+    if not (area > 0).any():
+        # A mesh without area has no surface to label against (every pixel would be
+        # "no bone in view" while the file looks fine).
+        raise InputDataError(
+            f"{path}: STL has no surface: all {tri.shape[0]} triangles have zero area"
+        )
     vertices, inverse = np.unique(tri.reshape(-1, 3), axis=0, return_inverse=True)
     return vertices, inverse.reshape(-1, 3).astype(np.int64)
 
