@@ -114,6 +114,39 @@ def test_poses_nan_row_becomes_invalid_pose(tmp_path):
     assert df["status"].tolist() == ["ok", "invalid_pose"]
 
 
+def test_poses_huge_timestamp_is_named(tmp_path):
+    p = tmp_path / "sweep_initial.csv"
+    p.write_text(POSES + "1,0.05,0,0,0,0,0,0\n1e19,0.05,0,0,0,0,0,0\n")
+    with pytest.raises(InputDataError, match="line 3: timestamp must be an integer"):
+        read_poses_table(p)
+
+
+def _record_with_spacing(tmp_path, real_sample, factors):
+    import shutil
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    shutil.copy(real_sample / "calibration.yaml", rec)
+    (rec / "CT_models").symlink_to(real_sample / "CT_models")
+    rows = "".join(f"{i + 1},{f},0,0,0,0,0,0\n" for i, f in enumerate(factors))
+    (rec / "sweep_initial.csv").write_text(POSES + rows)
+    return rec
+
+
+def test_row_with_another_pixel_spacing_is_marked(tmp_path, real_sample):
+    s = read_calibration(real_sample / "calibration.yaml").pixel_spacing_mm[0]
+    rec = _record_with_spacing(tmp_path, real_sample, [s, 2 * s, s])
+    status = open_record(rec).poses["status"].tolist()
+    assert status == ["no_image", "invalid_pose", "no_image"]
+
+
+def test_record_with_another_pixel_spacing_is_named(tmp_path, real_sample):
+    s = read_calibration(real_sample / "calibration.yaml").pixel_spacing_mm[0]
+    rec = _record_with_spacing(tmp_path, real_sample, [2 * s, 2 * s])
+    with pytest.raises(InputDataError, match="sweep_initial.csv line 2: space_factor"):
+        open_record(rec)
+
+
 def test_poses_missing_column(tmp_path):
     p = tmp_path / "sweep_initial.csv"
     p.write_text("timestamp,x\n1,2\n")

@@ -121,11 +121,12 @@ def read_poses_table(path: str | Path) -> pd.DataFrame:
 
 def _integer_timestamps(path: Path, column: pd.Series) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values) | (values != np.round(values))
+    # Beyond 2**53 ms float64 no longer holds every integer (and int64 overflows).
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2**53)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputDataError(
-            f"{path} line {i + 2}: timestamp must be an integer (ms), "
+            f"{path} line {i + 2}: timestamp must be an integer (ms) below 2**53, "
             f"got {column.iloc[i]!r}"
         )
     return values.astype(np.int64)
@@ -167,8 +168,43 @@ def open_record(root: str | Path) -> Record:
     )
     if not bone_paths:
         raise InputDataError(f"{models}: no bone models (*.stl) found")
+    _check_spacing(root / POSES_FILE, poses, calibration.pixel_spacing_mm[0])
     _mark_images(root, poses)
     return Record(root, poses, calibration, bone_paths)
+
+
+#: Relative disagreement between a row's ``space_factor`` and the calibration's pixel
+#: spacing that counts as another spacing (both are printed to >= 4 digits).
+SPACING_RTOL = 1e-3
+
+
+def _check_spacing(path: Path, poses: pd.DataFrame, spacing_mm: float) -> None:
+    """Mark rows whose pixel spacing is not the calibration's; raise if all are.
+
+    The labels are drawn with the calibration's spacing, so a frame recorded at
+    another depth setting would be labelled at the wrong scale.
+    """
+    factor = poses["space_factor"].to_numpy(np.float64)
+    off = np.abs(factor - spacing_mm) > SPACING_RTOL * spacing_mm
+    off &= np.isfinite(factor)
+    if not off.any():
+        return
+    first = int(np.flatnonzero(off)[0])
+    where = f"{path} line {first + 2}: space_factor {factor[first]}"
+    if off.sum() == np.isfinite(factor).sum():
+        raise InputDataError(
+            f"{where} (and every other row) differs from the calibration's pixel "
+            f"spacing {spacing_mm} mm: calibration of another probe setting?"
+        )
+    off &= poses["status"].to_numpy() == Reason.OK.value
+    log.warning(
+        "%s; %d row(s) differ from the calibration's pixel spacing %s mm: marked "
+        "invalid_pose",
+        where,
+        off.sum(),
+        spacing_mm,
+    )
+    poses.loc[off, "status"] = Reason.INVALID_POSE.value
 
 
 def _mark_images(root: Path, poses: pd.DataFrame) -> None:
