@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.setup-done
-SYSTEM_LIBS := libgl1 libegl1 libusb-1.0-0 libgomp1
+# open3d's shared libraries, by soname, with the package that ships each on Debian/Ubuntu
+# and on RHEL-like systems (soname:debian:rhel).
+SYSTEM_LIBS := libGL.so.1:libgl1:mesa-libGL libEGL.so.1:libegl1:mesa-libEGL \
+	libusb-1.0.so.0:libusb-1.0-0:libusb1 libgomp.so.1:libgomp1:libgomp
 # Rules call `ultrabones ...`: put the venv first on PATH for Snakemake and its jobs.
 export PATH := $(abspath $(BIN)):$(PATH)
 SNAKEMAKE := $(BIN)/snakemake
@@ -22,18 +25,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import open3d, zarr, xarray, numba, snakemake"
 	touch $(STAMP)
 
-# open3d links these; install what is missing when we may (root), else say what to install.
+# open3d links these. Found with ldconfig (any distribution); when one is missing,
+# install it if we may (root with apt-get or dnf), else name the packages.
 system-libs:
-	@missing=""; for p in $(SYSTEM_LIBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	@found=$$(ldconfig -p 2>/dev/null); deb=""; rhel=""; \
+	for spec in $(SYSTEM_LIBS); do \
+	  IFS=: read -r so d r <<< "$$spec"; \
+	  grep -q "$$so " <<< "$$found" || { deb="$$deb $$d"; rhel="$$rhel $$r"; }; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing system libraries:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else \
-	    echo "missing system libraries:$$missing (install them with your package manager)"; exit 1; \
-	  fi; \
+	if [ -z "$$deb" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing system libraries:$$deb"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$deb >/dev/null; \
+	elif [ "$$(id -u)" = 0 ] && command -v dnf >/dev/null; then \
+	  echo "installing system libraries:$$rhel"; dnf install -y -q $$rhel; \
+	else \
+	  echo "missing shared libraries for open3d; install them:"; \
+	  echo "  Debian/Ubuntu: apt-get install$$deb"; \
+	  echo "  RHEL/Rocky/Alma: dnf install$$rhel"; exit 1; \
 	fi
 
 # The whole workflow on the embedded default (the tiny simulated cohort); ARGS adds

@@ -8,6 +8,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# For --sdm apptainer: the image built from envs/ultrabones.def (see the README).
+container: "ultrabones.sif"
+
+
 report: "report/workflow.rst"
 
 
@@ -25,6 +29,13 @@ include: "rules/register.smk"
 include: "rules/label.smk"
 include: "rules/qc.smk"
 include: "rules/export.smk"
+
+
+# Bookkeeping jobs of seconds: on a cluster they run on the submitting node.
+localrules:
+    all,
+    plot_release_qa,
+    write_manifest,
 
 
 rule all:

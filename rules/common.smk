@@ -69,8 +69,12 @@ def _check_records(sheet):
 
 
 def _check_preset(sheet):
-    from ultrabones.simulate.presets import PRESETS
-
+    try:
+        from ultrabones.simulate.presets import PRESETS
+    except ImportError:
+        # Deployed with --sdm conda, the package lives only in the jobs' environment:
+        # the simulate jobs then check the IDs and fail naming them.
+        return
     preset = PRESETS[config["input"]["simulate"]["preset"]]
     for row in sheet.itertuples():
         if row.specimen not in preset.specimens or row.sweep not in preset.sweeps:

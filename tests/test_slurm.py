@@ -34,7 +34,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     proc = snakemake(
         workdir,
         "--profile",
-        "profiles/slurm",
+        str(REPO / "tests" / "slurm" / "profile"),
         "--configfile",
         "config/case.yaml",
         "--jobs",
@@ -51,3 +51,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     inside = re.search(r"SLURM_JOB_ID=(\d+)", label_log)
     assert inside and inside.group(1) in job_ids
     assert (workdir / "results" / "release" / "manifest.sha256").is_file()
+    # The local rules ran on the submitting node: no sbatch log of theirs.
+    slurm_logs = workdir / ".snakemake" / "slurm_logs"
+    assert (slurm_logs / "rule_label_sweep").is_dir()
+    assert not (slurm_logs / "rule_write_manifest").exists()

@@ -120,3 +120,27 @@ def test_shell_characters_in_record_path_stay_a_folder_name(workdir, real_sample
     assert proc.returncode == 0, proc.stderr
     assert not (workdir / "PWNED").exists() and not (workdir / "PWNED2").exists()
     assert (workdir / "results" / "poses" / "R01" / "fibula-1").is_dir()
+
+
+def test_snakefile_parses_without_the_package(workdir, tmp_path):
+    # As with --sdm conda, where only the jobs' environment holds the package.
+    import os
+    import subprocess
+    import sys
+
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ultrabones':\n"
+        "            raise ImportError('ultrabones hidden by the test')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(block)}
+    hidden = subprocess.run([sys.executable, "-c", "import ultrabones"], env=env)
+    assert hidden.returncode != 0
+    proc = snakemake(workdir, "-n", "--cores", "2", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert job_counts(proc.stdout)["label_sweep"] == 4

@@ -24,9 +24,10 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 900, **kwargs):
+def snakemake(workdir: Path, *args: str, timeout: float = 900, env=None, **kwargs):
     """Run snakemake in ``workdir`` with the venv on PATH; return the process."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     return subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=workdir,
