@@ -18,54 +18,75 @@ def add_parser(sub) -> None:
         nargs="+",
         required=True,
         help="real record folders (labelled at their initial poses) or "
-        "plain image folders (histogram only)",
+        "plain image folders (label-free statistics only)",
     )
     p.add_argument("--sim", required=True, help="simulated cohort folder (with truth/)")
-    p.add_argument("--out", required=True, help="folder for appearance.json/.png")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for appearance.json, appearance_grid.png, appearance_curves.png",
+    )
     p.add_argument(
         "--max-frames", type=int, default=60, help="simulated frames per sweep to read"
     )
+    p.add_argument("--grid", help="also write the picture grid to this PNG path")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
 
+def _table(doc: dict) -> str:
+    """One line per statistic: real, sim, relative difference, pass/fail."""
+    lines = [f"{'statistic':26s} {'real':>9s} {'sim':>9s} {'rel':>8s}"]
+    for key, s in doc["statistics"].items():
+        verdict = "pass" if s["pass"] else "FAIL"
+        lines.append(
+            f"{key:26s} {s['real']:9.3f} {s['sim']:9.3f} "
+            f"{s['relative_difference']:+8.1%} {verdict}"
+        )
+    lines.append(
+        f"histogram_distance={doc['histogram_distance']:.3f} "
+        f"within_tolerance={doc['within_tolerance']} (tolerance {doc['tolerance']:.0%})"
+    )
+    return "\n".join(lines)
+
+
 def run(args) -> int:
-    """Measure both sets, write appearance.json and the side-by-side figure."""
+    """Measure both sets; write appearance.json, the picture grid and the curves."""
+    import shutil
     from pathlib import Path
 
     from ..io.masks import write_json
-    from ..simulate.appearance import FrameSet, compare, summary
+    from ..simulate.appearance import FrameSet, compare, curves, merge, summary
     from ..simulate.appearance_io import (
-        appearance_figure,
+        curves_figure,
+        grid_figure,
         measure_real,
         measure_sim,
     )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    real, real_examples = FrameSet(), []
+    per_real, real_examples = {}, []
+    share = -(-4 // len(args.real))  # four real examples spread over the folders
     for folder in args.real:
-        real_examples += measure_real(Path(folder), real)
-    sim, sim_examples = FrameSet(), []
+        per_real[folder] = FrameSet()
+        real_examples += measure_real(Path(folder), per_real[folder], examples=share)
+    real, sim = merge(list(per_real.values())), FrameSet()
     sim_examples = measure_sim(Path(args.sim), sim, max_frames=args.max_frames)
-    doc = {"real": summary(real), "sim": summary(sim), **compare(sim, real)}
+    doc = {
+        "real": summary(real),
+        "real_sets": {k: summary(v) for k, v in per_real.items()},
+        "sim": summary(sim),
+        "curves": {"real": curves(real), "sim": curves(sim)},
+        **compare(sim, real),
+    }
     write_json(out / "appearance.json", doc)
-    appearance_figure(out / "appearance.png", sim_examples, real_examples)
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        for key in (
-            "mean_intensity",
-            "std_intensity",
-            "ridge_contrast",
-            "shadow_ratio",
-        ):
-            print(
-                f"{key:16s} real={doc['real'].get(key, float('nan')):8.3f} "
-                f"sim={doc['sim'].get(key, float('nan')):8.3f}"
-            )
-        print(
-            f"histogram_distance={doc['histogram_distance']:.3f} "
-            f"within_tolerance={doc['within_tolerance']}"
-        )
+    grid_figure(out / "appearance_grid.png", real_examples[:4], sim_examples)
+    curves_figure(
+        out / "appearance_curves.png",
+        {**{Path(k).name: curves(v) for k, v in per_real.items()}, "sim": curves(sim)},
+    )
+    if args.grid:
+        shutil.copyfile(out / "appearance_grid.png", args.grid)
+    print(json.dumps(doc, indent=2, sort_keys=True) if args.json else _table(doc))
     return 0

@@ -4,7 +4,8 @@ Bones are built in a leg frame (x lateral, y posterior, z proximal, mm, ankle jo
 near z = 0) and moved to CT by a per-specimen rigid ``ct_from_leg``. Long bones are
 closed tubes whose cross-section radius varies with height and angle (triangular
 tibia with an anterior crest, ridged fibula, flaring ends); the calcaneus is a
-superellipsoid with low-frequency bumps.
+superellipsoid with low-frequency bumps. The talus is drawn too but has no CT model
+(``Anatomy.unmodelled``): the imaged scene holds it, the CT folder does not.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..transforms import apply_rigid, matrix_from_params
 __all__ = [
     "BONES",
     "SPHERE_RADIUS_MM",
+    "UNMODELLED_BONES",
     "Anatomy",
     "make_anatomy",
     "sphere_surface",
@@ -25,6 +27,9 @@ __all__ = [
 ]
 
 BONES = ("Tibia", "Fibula", "Calcaneus")
+#: Bones that are imaged but have no CT model, as the public sample lacks its tibia
+#: and foot models.
+UNMODELLED_BONES = ("Talus",)
 SPHERE_RADIUS_MM = 5.75
 #: Specimen marker sphere centres in the marker frame (mm), a rigid asymmetric star.
 _MARKER_MM = ((0.0, 0.0, 0.0), (55.0, 0.0, 0.0), (0.0, 70.0, 0.0), (40.0, 60.0, 12.0))
@@ -45,6 +50,8 @@ class Anatomy:
         Sphere centres in the specimen marker frame.
     axes : dict of str to ndarray of shape (m, 3)
         Centre line of each long bone in the leg frame (for probe paths).
+    unmodelled : dict of str to (vertices, faces)
+        Imaged bones without a CT model (``UNMODELLED_BONES``), CT frame, mm.
     """
 
     bones: dict
@@ -52,6 +59,7 @@ class Anatomy:
     ct_from_specimen: np.ndarray
     marker_mm: np.ndarray
     axes: dict
+    unmodelled: dict
 
 
 def _ring_faces(n_rings: int, n_phi: int) -> np.ndarray:
@@ -153,10 +161,10 @@ def _fibula(rng, *, n: int = 240, m: int = 100):
     return centre, scale * shaft[:, None] * twist * (1 + bumps[None])
 
 
-def _calcaneus(rng, *, n: int = 160, m: int = 140) -> tuple[np.ndarray, np.ndarray]:
-    """Superellipsoid (exponent ~2.6) below and behind the ankle, with bumps."""
-    half = np.array([19.0, 36.0, 17.0]) * rng.uniform(0.92, 1.08, 3)
-    centre = np.array([10.0, 14.0, -32.0])
+def _superellipsoid(
+    rng, half, centre, *, n: int = 160, m: int = 140
+) -> tuple[np.ndarray, np.ndarray]:
+    """Superellipsoid (exponent ~2.6) of half axes ``half`` at ``centre``, bumpy."""
     theta = np.linspace(0, np.pi, n + 2)[1:-1]
     phi = np.linspace(0, 2 * np.pi, m, endpoint=False)
     t, p = np.meshgrid(theta, phi, indexing="ij")
@@ -184,6 +192,24 @@ def _calcaneus(rng, *, n: int = 160, m: int = 140) -> tuple[np.ndarray, np.ndarr
     return np.r_[v.reshape(-1, 3), poles], _ring_faces(n, m)
 
 
+def _calcaneus(rng) -> tuple[np.ndarray, np.ndarray]:
+    """Calcaneus below and behind the ankle (half axes ~19 x 36 x 17 mm)."""
+    half = np.array([19.0, 36.0, 17.0]) * rng.uniform(0.92, 1.08, 3)
+    return _superellipsoid(rng, half, np.array([10.0, 14.0, -32.0]))
+
+
+def _talus(rng) -> tuple[np.ndarray, np.ndarray]:
+    """Talus on top of the calcaneus, under the tibia (half axes ~16 x 24 x 11 mm).
+
+    It reaches into the proximal edge columns of the foot sweeps' images (their
+    image width runs along the leg over the calcaneus).
+    """
+    # A little under an adult talus (about 40 x 55 x 30 mm; literature), so that it
+    # only touches its neighbours' meshes.
+    half = np.array([16.0, 24.0, 11.0]) * rng.uniform(0.92, 1.08, 3)
+    return _superellipsoid(rng, half, np.array([8.0, 2.0, -6.0]), n=100, m=90)
+
+
 def make_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draw one specimen: bone meshes, registration and marker, CT frame."""
     ct_from_leg = matrix_from_params(
@@ -205,12 +231,14 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
     leg_from_specimen = matrix_from_params(
         np.r_[-70.0, -40.0, 330.0, rng.normal(0, 10, 3) + (90.0, 0.0, 20.0)]
     )
+    talus_v, talus_f = _talus(rng)
     return Anatomy(
         bones,
         ct_from_leg,
         ct_from_leg @ leg_from_specimen,
         np.asarray(_MARKER_MM),
         {"Tibia": tib_c, "Fibula": fib_c},
+        {"Talus": (apply_rigid(ct_from_leg, talus_v), talus_f)},
     )
 
 

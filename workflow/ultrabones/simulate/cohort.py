@@ -3,12 +3,17 @@
 Every random draw comes from ``rng_for(seed, specimen, ...)`` or
 ``rng_for(seed, specimen, sweep, ...)``, so a sweep generated alone is byte-identical
 to the same sweep of a whole-cohort run.
+
+Three surfaces per specimen (`SweepScene`): the true bones make the images and the
+truth labels, a bone without a CT model is imaged too, and the CT models the
+pipeline receives (``ct/bones``) are the true bones' segmentation, a few tenths of a
+mm off.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +25,7 @@ from ..io.markers import write_marker_ini
 from ..io.phantom import link_record_folder, write_registration
 from ..io.png import write_png
 from ..io.record import write_poses_table
-from ..io.stl import write_stl
+from ..io.stl import read_stl, write_stl
 from ..io.tables import write_table, write_yaml
 from ..io.tracker import write_tracker_stream
 from ..transforms import (
@@ -31,23 +36,35 @@ from ..transforms import (
     rotation_angle_deg,
 )
 from .anatomy import BONES, Anatomy, make_anatomy, sphere_surface
-from .geometry import ImageGrid, bone_scene, cast_columns, full_label, visible_label
+from .geometry import (
+    ImageGrid,
+    bone_scene,
+    cast_columns,
+    cast_slab,
+    full_label,
+    visible_label,
+)
 from .motion import (
     ERROR_MODELS,
     IMAGE_PERIOD_MS,
     TRACKER_HZ,
     ErrorModel,
     calibration_error,
+    depth_scale,
+    draw_drift,
     draw_path,
     estimate_registration,
     stream_at,
     tracker_streams,
 )
-from .presets import Preset, get_preset, rng_for, true_probe
-from .render import draw_tissue, make_bank, render_frame
+from .presets import Preset, Sources, get_preset, rng_for, true_probe
+from .render import draw_tissue, elevation_offsets_mm, make_bank, render_frame
+from .segmentation import segment_bone
 
 __all__ = [
     "GAMMA_MM",
+    "SweepScene",
+    "ct_bones",
     "misalignment_3d_mm",
     "misalignment_mm",
     "misalignment_table",
@@ -58,6 +75,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 GAMMA_MM = 0.3
+#: Sources that make the record err; ``--errors none`` (the record is the truth)
+#: switches them off with the error model.
+_RECORD_ERRORS = ("ct_segmentation", "sos_depth_scale", "bone_drift")
 
 
 def _check(preset, specimen=None, sweep=None, frames=None, errors="paper") -> Preset:
@@ -79,6 +99,81 @@ def _check(preset, specimen=None, sweep=None, frames=None, errors="paper") -> Pr
             f"unknown errors {errors!r}; expected one of {', '.join(ERROR_MODELS)}"
         )
     return preset
+
+
+def _sources(preset: Preset, model: ErrorModel) -> Sources:
+    """The preset's sources, less those that make the record err when it is exact."""
+    if not model.exact:
+        return preset.sources
+    return replace(preset.sources, **dict.fromkeys(_RECORD_ERRORS, False))
+
+
+def ct_bones(anatomy: Anatomy, *, seed: int, specimen: str, sources: Sources) -> dict:
+    """Return the bone models the pipeline receives (``ct/bones``), CT frame.
+
+    With ``sources.ct_segmentation`` the true surfaces' CT segmentation
+    (`segment_bone`: displaced 0.2-0.5 mm RMS along the normal, decimated), else
+    the true surfaces.
+    """
+    if not sources.ct_segmentation:
+        return anatomy.bones
+    return {
+        name: segment_bone(v, f, rng=rng_for(seed, specimen, "ct-segmentation", name))
+        for name, (v, f) in anatomy.bones.items()
+    }
+
+
+@dataclass(frozen=True)
+class SweepScene:
+    """A specimen's raycasting scenes, split by which surface answers which query.
+
+    Rays (``cast_rays``, what the probe images) meet the true surfaces of every bone,
+    the ones without a CT model too; distances and closest points (the truth labels)
+    only the modelled bones' true surfaces. It stands in for an open3d
+    ``RaycastingScene`` wherever the renderer and the truth masks take one.
+
+    Attributes
+    ----------
+    render : open3d.t.geometry.RaycastingScene
+        True modelled and unmodelled bones.
+    truth : open3d.t.geometry.RaycastingScene
+        True modelled bones.
+    ct : open3d.t.geometry.RaycastingScene or None
+        The CT models of ``ct/bones`` (the record's labels); None where no truth is
+        written.
+    unmodelled : open3d.t.geometry.RaycastingScene or None
+        The bones without a CT model (None when ``unmodelled_bone`` is off).
+    """
+
+    render: object
+    truth: object
+    ct: object
+    unmodelled: object
+
+    def cast_rays(self, rays, *args, **kwargs):
+        """Cast ``rays`` into the imaged scene (``render``)."""
+        return self.render.cast_rays(rays, *args, **kwargs)
+
+    def compute_distance(self, points, *args, **kwargs):
+        """Distance of ``points`` to the true modelled bones (``truth``)."""
+        return self.truth.compute_distance(points, *args, **kwargs)
+
+    def compute_closest_points(self, points, *args, **kwargs):
+        """Closest points of the true modelled bones (``truth``)."""
+        return self.truth.compute_closest_points(points, *args, **kwargs)
+
+
+def sweep_scene(anatomy: Anatomy, ct: dict | None, sources: Sources) -> SweepScene:
+    """Build a specimen's `SweepScene` from its anatomy and CT models ``ct``.
+
+    ``ct`` None (no truth to score) leaves ``SweepScene.ct`` None.
+    """
+    truth = bone_scene(anatomy.bones)
+    ct_scene = None if ct is None else bone_scene(ct)
+    if not sources.unmodelled_bone:
+        return SweepScene(truth, truth, ct_scene, None)
+    render = bone_scene({**anatomy.bones, **anatomy.unmodelled})
+    return SweepScene(render, truth, ct_scene, bone_scene(anatomy.unmodelled))
 
 
 def _sphere_mesh(anatomy: Anatomy, seed: int, specimen: str, model: ErrorModel):
@@ -107,14 +202,21 @@ def _record_calibration(preset, seed, specimen, model: ErrorModel) -> Calibratio
 def simulate_specimen(
     out: str | Path, *, preset, seed: int, specimen: str, errors: str = "paper"
 ) -> Path:
-    """Write a specimen's CT bones, segmented spheres, markers, truth registration."""
+    """Write a specimen's CT bones, segmented spheres, markers, truth registration.
+
+    The bones written are the CT segmentation (`ct_bones`), not the imaged surfaces;
+    bones without a CT model are not written.
+    """
     preset = _check(preset, specimen, errors=errors)
     model = ERROR_MODELS[errors]
     anatomy = make_anatomy(rng_for(seed, specimen, "anatomy"))
     root = Path(out) / "specimens" / specimen
     (root / "ct" / "bones").mkdir(parents=True, exist_ok=True)
     (root / "markers").mkdir(exist_ok=True)
-    for name, (v, f) in anatomy.bones.items():
+    bones = ct_bones(
+        anatomy, seed=seed, specimen=specimen, sources=_sources(preset, model)
+    )
+    for name, (v, f) in bones.items():
         write_stl(root / "ct" / "bones" / f"{name}.stl", v, f)
     write_stl(
         root / "ct" / "marker_spheres.stl",
@@ -181,8 +283,11 @@ class _Sweep:
     """Everything a sweep's frame loop needs.
 
     ``grid`` is the image grid the record states (the scanner's assumed speed of
-    sound); ``render_grid`` is where the pixels truly lie, which the renderer and the
-    truth masks use.
+    sound); ``render_grid`` is where the pixels truly lie (depths scaled by
+    ``depth_scale``), which the renderer and the truth masks use. The true poses are
+    relative to the bones, so they carry the bones' drift (``bone_drift_mm``: how far
+    the bone point at the image centre has moved, per frame); the record's poses,
+    from the tracker, do not.
     """
 
     grid: ImageGrid
@@ -193,10 +298,35 @@ class _Sweep:
     ct_from_probe_true: np.ndarray
     ct_from_probe_est: np.ndarray
     lag_error_ms: np.ndarray
+    depth_scale: float
+    bone_drift_mm: np.ndarray
+
+
+def _render_grid(grid: ImageGrid, rng, sources: Sources) -> tuple[ImageGrid, float]:
+    """The true pixel grid: depths scaled by ``c_tissue / c_assumed`` (one sweep)."""
+    if not sources.sos_depth_scale:
+        return grid, 1.0
+    s = depth_scale(rng)
+    return ImageGrid(grid.shape, (grid.spacing_mm[0], grid.spacing_mm[1] * s)), s
+
+
+def _drift(rng, world_image, t_ms, *, centre_ct, duration_ms, sources, grid):
+    """Bone-relative image poses and the drift (mm) at the image centre per frame."""
+    if not sources.bone_drift:
+        return world_image, np.zeros(len(world_image))
+    ct_from_bone = draw_drift(rng, centre_ct=centre_ct, duration_ms=duration_ms).at(
+        t_ms
+    )
+    middle = grid.points_image(grid.shape[0] // 2, grid.shape[1] // 2)[0]
+    p = world_image[:, :3, :3] @ middle + world_image[:, :3, 3]
+    moved = np.einsum("nij,nj->ni", ct_from_bone[:, :3, :3], p) + ct_from_bone[:, :3, 3]
+    drift_mm = np.linalg.norm(moved - p, axis=1)
+    return invert_rigid(ct_from_bone) @ world_image, drift_mm
 
 
 def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
     """Draw the probe path, tracker streams and the record's error-carrying poses."""
+    sources = _sources(preset, model)
     probe = true_probe(preset, seed)
     grid = ImageGrid(probe.image_size_px[::-1], probe.pixel_spacing_mm)
     rng = rng_for(seed, specimen, sweep, "path")
@@ -215,6 +345,7 @@ def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
         look_leg=look,
         duration_ms=duration,
         width_mm=grid.shape[1] * grid.spacing_mm[0],
+        recorded=sources.recorded_motion,
     )
     tracker_t = np.round(origin + np.arange(0, duration, 1000.0 / TRACKER_HZ)).astype(
         np.int64
@@ -239,11 +370,23 @@ def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
         ),
         model=model,
     )
-    true_image = path.at(stamps + probe.dt_ms - origin)
+    world_image = path.at(stamps + probe.dt_ms - origin)
+    true_image, drift_mm = _drift(
+        rng_for(seed, specimen, sweep, "drift"),
+        world_image,
+        stamps + probe.dt_ms - origin,
+        centre_ct=apply_rigid(anatomy.ct_from_leg, (start + end)[None] / 2)[0],
+        duration_ms=duration,
+        sources=sources,
+        grid=grid,
+    )
+    render_grid, scale = _render_grid(
+        grid, rng_for(seed, specimen, sweep, "sos"), sources
+    )
     lag = _lag_error(rng_for(seed, specimen, sweep, "lag"), stamps, model)
     cal = _record_calibration(preset, seed, specimen, model)
     if model.exact:
-        est_probe = true_image @ image_from_probe
+        est_probe = world_image @ image_from_probe
     else:
         spheres = _sphere_mesh(anatomy, seed, specimen, model)[0].reshape(4, -1, 3)
         ct_from_specimen = estimate_registration(anatomy.marker_mm, spheres)
@@ -258,13 +401,15 @@ def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
         cal,
         _Sweep(
             grid,
-            grid,
+            render_grid,
             stamps,
             true_image,
             est_probe @ cal.probe_from_image,
             true_image @ image_from_probe,
             est_probe,
             lag,
+            scale,
+            drift_mm,
         ),
     )
 
@@ -278,19 +423,22 @@ def _lag_error(rng, stamps, model: ErrorModel) -> np.ndarray:
 
 
 def misalignment_3d_mm(
-    mask, grid: ImageGrid, ct_from_image_true, ct_from_image_est
+    mask, grid: ImageGrid, ct_from_image_true, ct_from_image_est, *, grid_est=None
 ) -> float:
     """Mean 3D distance (mm) between a label's CT points under true and erroneous pose.
 
+    The label's pixels truly lie on ``grid`` and are placed by the record on
+    ``grid_est`` (default ``grid``; they differ by the speed-of-sound depth scale).
     NaN for an empty mask.
     """
     r, c = np.nonzero(mask)
     if r.size == 0:
         return float("nan")
-    p = grid.points_image(r, c)
+    est = (grid_est or grid).points_image(r, c)
     return float(
         np.linalg.norm(
-            apply_rigid(ct_from_image_true, p) - apply_rigid(ct_from_image_est, p),
+            apply_rigid(ct_from_image_true, grid.points_image(r, c))
+            - apply_rigid(ct_from_image_est, est),
             axis=1,
         ).mean()
     )
@@ -310,14 +458,33 @@ def misalignment_mm(scene, full_true, grid: ImageGrid, ct_from_image_est) -> flo
     return label_error_mm(est, full_true, spacing_mm=grid.spacing_mm)
 
 
-def _frame_misalignment(scene, grid, plan: _Sweep, k: int, full) -> tuple:
-    """(label error, 3D distance) of frame ``k`` whose true full label is ``full``."""
+def _frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> tuple:
+    """(label error, 3D distance) of frame ``k`` whose true full label is ``full``.
+
+    ``full`` lies on ``plan.render_grid``; the record's label is that of the CT
+    models (``scene.ct``) under the record's pose on the record's ``grid``.
+    """
     T = plan.ct_from_image_true[k]
     est = plan.ct_from_image_est[k]
     return (
-        misalignment_mm(scene, full, grid, est),
-        misalignment_3d_mm(full, grid, T, est),
+        misalignment_mm(scene.ct, full, grid, est),
+        misalignment_3d_mm(full, plan.render_grid, T, est, grid_est=grid),
     )
+
+
+def _unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
+    """Is a bone without a CT model the first interface of a column of frame ``k``?"""
+    if scene.unmodelled is None:
+        return False
+    T = plan.ct_from_image_true[k]
+    first = cast_columns(scene.render, T, plan.render_grid).depth_mm
+    own = cast_columns(scene.unmodelled, T, plan.render_grid).depth_mm
+    return bool(np.any(np.isfinite(own) & (own <= first + 1e-3)))
+
+
+def _unmodelled_in_view(scene: SweepScene, plan: _Sweep) -> np.ndarray:
+    """`_unmodelled_at` for every frame of a sweep."""
+    return np.array([_unmodelled_at(scene, plan, k) for k in range(plan.stamps.size)])
 
 
 def simulate_sweep(
@@ -360,7 +527,9 @@ def simulate_sweep(
             out, preset=preset, seed=seed, specimen=specimen, errors=errors
         )
     anatomy = make_anatomy(rng_for(seed, specimen, "anatomy"))
-    scene = bone_scene(anatomy.bones)
+    # The record's labels (truth only) use the CT models as written, float32 and all.
+    ct = {name: read_stl(p) for name, p in _ct_paths(root).items()} if truth else None
+    scene = sweep_scene(anatomy, ct, _sources(preset, model))
     streams, cal, plan = _plan(
         preset, seed, specimen, sweep, frames, model, anatomy, scene
     )
@@ -379,10 +548,18 @@ def simulate_sweep(
     _write_record(sweep_dir, plan, cal, root)
     if truth:
         _write_truth_poses(
-            out / "truth" / "specimens" / specimen / "sweeps" / sweep, plan, rows
+            out / "truth" / "specimens" / specimen / "sweeps" / sweep,
+            plan,
+            rows,
+            _unmodelled_in_view(scene, plan),
         )
     log.info("%s: %d frames", sweep_dir, frames)
     return sweep_dir
+
+
+def _ct_paths(root: Path) -> dict[str, Path]:
+    """The specimen's CT bone models, by bone name."""
+    return {name: root / "ct" / "bones" / f"{name}.stl" for name in BONES}
 
 
 def _frames(
@@ -396,16 +573,19 @@ def _frames(
     grid = plan.render_grid
     tissue = draw_tissue(rng, sources)
     bank = make_bank(rng, grid, tissue)
+    offsets = elevation_offsets_mm(tissue)
     rows = []
     for k, stamp in enumerate(plan.stamps):
         T = plan.ct_from_image_true[k]
-        hits = cast_columns(scene, T, grid)
+        slab = cast_slab(scene, T, grid, offsets)
         lateral = float(T[:3, 3] @ T[:3, 0])
         image = render_frame(
-            hits, grid, tissue=tissue, bank=bank, rng=rng, lateral_mm=lateral
+            slab, grid, tissue=tissue, bank=bank, rng=rng, lateral_mm=lateral
         )
         write_png(images / f"{stamp}.png", image)
         if truth:
+            # the truth is the image plane alone, whatever the beam integrates
+            hits = slab.central()
             full = full_label(scene, T, grid, gamma_mm=GAMMA_MM)
             vis = visible_label(
                 full, hits, grid, scene=scene, ct_from_image=T, gamma_mm=GAMMA_MM
@@ -449,7 +629,7 @@ def _write_record(sweep_dir: Path, plan: _Sweep, cal: Calibration, root: Path) -
     link_record_folder(sweep_dir, "CT_models", root / "ct" / "bones")
 
 
-def _write_truth_poses(folder: Path, plan: _Sweep, rows) -> None:
+def _write_truth_poses(folder: Path, plan: _Sweep, rows, unmodelled) -> None:
     df = _poses_frame(plan.stamps, plan.grid.spacing_mm[0], plan.ct_from_probe_true)
     err = plan.ct_from_image_est @ invert_rigid(plan.ct_from_image_true)
     df["lag_error_ms"] = plan.lag_error_ms
@@ -461,6 +641,9 @@ def _write_truth_poses(folder: Path, plan: _Sweep, rows) -> None:
     df["misalignment_3d_mm"] = [r[1] for r in rows]
     df["label_full_px"] = [r[2] for r in rows]
     df["label_visible_px"] = [r[3] for r in rows]
+    df["unmodelled_in_view"] = unmodelled.astype(np.int64)
+    df["depth_scale"] = plan.depth_scale
+    df["bone_drift_mm"] = plan.bone_drift_mm
     folder.mkdir(parents=True, exist_ok=True)
     write_table(folder / "poses.csv", df)
 
@@ -529,28 +712,35 @@ def misalignment_table(
     -------
     table : DataFrame
         Columns specimen, sweep, timestamp, misalignment_mm (in-plane label error,
-        see `misalignment_mm`), misalignment_3d_mm (see `misalignment_3d_mm`).
+        see `misalignment_mm`), misalignment_3d_mm (see `misalignment_3d_mm`),
+        unmodelled_in_view, depth_scale and bone_drift_mm (as in the truth's
+        ``poses.csv``).
     """
     preset = _check(preset, frames=frames, errors=errors)
     model = ERROR_MODELS[errors]
+    sources = _sources(preset, model)
     frames = int(frames or preset.frames_per_sweep)
     rows = []
     for specimen in preset.specimens:
         anatomy = make_anatomy(rng_for(seed, specimen, "anatomy"))
-        scene = bone_scene(anatomy.bones)
+        ct = ct_bones(anatomy, seed=seed, specimen=specimen, sources=sources)
+        scene = sweep_scene(anatomy, ct, sources)
         for sweep in preset.sweeps:
             _, _, plan = _plan(
                 preset, seed, specimen, sweep, frames, model, anatomy, scene
             )
             for k in range(0, frames, step):
                 T = plan.ct_from_image_true[k]
-                full = full_label(scene, T, plan.grid, gamma_mm=GAMMA_MM)
+                full = full_label(scene, T, plan.render_grid, gamma_mm=GAMMA_MM)
                 rows.append(
                     (
                         specimen,
                         sweep,
                         int(plan.stamps[k]),
                         *_frame_misalignment(scene, plan.grid, plan, k, full),
+                        int(_unmodelled_at(scene, plan, k)),
+                        plan.depth_scale,
+                        plan.bone_drift_mm[k],
                     )
                 )
     return pd.DataFrame(
@@ -561,5 +751,8 @@ def misalignment_table(
             "timestamp",
             "misalignment_mm",
             "misalignment_3d_mm",
+            "unmodelled_in_view",
+            "depth_scale",
+            "bone_drift_mm",
         ],
     )

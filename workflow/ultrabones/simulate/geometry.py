@@ -1,8 +1,10 @@
 """Exact image/bone geometry: scan-line casting and point-to-mesh label masks.
 
-Used by the renderer (first bone interface per image column, its incidence angle) and
-for the truth masks (pixel centres within gamma of a bone surface), and by
-``appearance`` for the real sample's labels at its initial poses.
+Used by the renderer (first bone interface per image column, its incidence angle and
+the bone's chord along the scan line, on the image plane and on planes offset across
+the beam's elevational thickness), for the truth masks (pixel centres within gamma of
+a bone surface, on the image plane alone), and by ``appearance`` for the real
+sample's labels at its initial poses.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import numpy as np
 __all__ = [
     "ImageGrid",
     "ScanHits",
+    "SlabHits",
     "bone_scene",
     "cast_columns",
+    "cast_slab",
     "full_label",
     "visible_label",
 ]
@@ -53,6 +57,38 @@ class ScanHits:
     cos_incidence: np.ndarray
 
 
+@dataclass(frozen=True)
+class SlabHits:
+    """First bone interface along each column of several elevational planes.
+
+    Attributes
+    ----------
+    offsets_mm : ndarray of shape (k,)
+        Elevational offset of each plane from the image plane (along image z), mm.
+    depth_mm : ndarray of shape (k, cols)
+        Depth of the first interface below the top image edge; ``inf`` where none.
+    cos_incidence : ndarray of shape (k, cols)
+        |cos| of the 3D angle between scan line and surface normal (0 where no hit).
+    chord_mm : ndarray of shape (k, cols)
+        Path length of the scan line inside the bone from that interface to where it
+        leaves the bone (``inf`` if it does not leave it; 0 where no hit).
+    """
+
+    offsets_mm: np.ndarray
+    depth_mm: np.ndarray
+    cos_incidence: np.ndarray
+    chord_mm: np.ndarray
+
+    def central(self) -> ScanHits:
+        """Return the hits of the image plane itself (offset 0), the truth's plane."""
+        at = np.flatnonzero(self.offsets_mm == 0.0)
+        if at.size == 0:
+            raise ValueError(
+                f"offsets_mm must contain 0.0 (the image plane), got {self.offsets_mm}"
+            )
+        return ScanHits(self.depth_mm[at[0]], self.cos_incidence[at[0]])
+
+
 def bone_scene(bones: dict):
     """Build an open3d RaycastingScene holding every bone mesh (CT frame)."""
     import open3d as o3d
@@ -80,6 +116,55 @@ def cast_columns(scene, ct_from_image: np.ndarray, grid: ImageGrid) -> ScanHits:
     cos = np.abs(normals @ ct_from_image[:3, 1])
     hit = np.isfinite(depth) & (depth < grid.shape[0] * grid.spacing_mm[1])
     return ScanHits(np.where(hit, depth, np.inf), np.where(hit, cos, 0.0))
+
+
+def cast_slab(
+    scene, ct_from_image: np.ndarray, grid: ImageGrid, offsets_mm
+) -> SlabHits:
+    """Cast the column scan lines of the image plane moved by each elevational offset.
+
+    A second cast from just past each entry point finds where the line leaves the
+    bone (meshes are closed), giving the chord the transmitted beam crosses.
+
+    Parameters
+    ----------
+    scene : open3d.t.geometry.RaycastingScene
+        Bone meshes in CT coordinates (:func:`bone_scene`).
+    ct_from_image : ndarray of shape (4, 4)
+        Rigid map from image-plane mm to CT mm.
+    grid : ImageGrid
+    offsets_mm : sequence of float, shape (k,)
+        Offsets along the image z axis (elevation), mm; include 0.0 for the image plane.
+
+    Returns
+    -------
+    hits : SlabHits
+    """
+    import open3d as o3d
+
+    offsets = np.asarray(offsets_mm, dtype=np.float64)
+    cols = np.arange(grid.shape[1])
+    base = grid.points_image(np.full(cols.size, -0.5), cols)
+    base = base @ ct_from_image[:3, :3].T + ct_from_image[:3, 3]
+    origins = base[None] + offsets[:, None, None] * ct_from_image[:3, 2]
+    origins = origins.reshape(-1, 3)
+    direction = np.broadcast_to(ct_from_image[:3, 1], origins.shape)
+    ans = scene.cast_rays(o3d.core.Tensor(np.c_[origins, direction].astype(np.float32)))
+    depth = ans["t_hit"].numpy().astype(np.float64)
+    cos = np.abs(ans["primitive_normals"].numpy().astype(np.float64) @ direction[0])
+    hit = np.isfinite(depth) & (depth < grid.shape[0] * grid.spacing_mm[1])
+    # Restart just inside the bone, so the entry triangle is not found again.
+    eps = 1e-3
+    inside = origins + np.where(hit, depth + eps, 0.0)[:, None] * direction
+    out = scene.cast_rays(o3d.core.Tensor(np.c_[inside, direction].astype(np.float32)))
+    chord = out["t_hit"].numpy().astype(np.float64) + eps
+    shape = (offsets.size, cols.size)
+    return SlabHits(
+        offsets,
+        np.where(hit, depth, np.inf).reshape(shape),
+        np.where(hit, cos, 0.0).reshape(shape),
+        np.where(hit, chord, 0.0).reshape(shape),
+    )
 
 
 def _distance(scene, ct_from_image, grid: ImageGrid, rows, cols) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 The image plane is transverse to the bone (as in the real sample: both image axes are
 nearly perpendicular to the fibula axis), the probe sits on the skin a few cm above
-the bone and moves along it and back at about 10 mm/s with slow tilts and wobble.
+the bone and moves along it, with slow tilts and wobble: either at the real sweep's
+recorded speeds, reversing at the segment's ends, or (``recorded_motion`` off) once
+there and back at about 10 mm/s. Also here: the bones' slow drift against the
+specimen marker and the speed-of-sound depth scale.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from ..transforms import fit_rigid, interpolate_rigid, invert_rigid, matrix_from
 
 __all__ = [
     "ERROR_MODELS",
+    "BoneDrift",
     "ErrorModel",
     "ProbePath",
     "calibration_error",
+    "depth_scale",
+    "draw_drift",
     "draw_path",
     "tracker_streams",
 ]
@@ -30,8 +36,32 @@ IMAGE_PERIOD_MS = 88
 #: (a fraction of a mm) but smeared over the lateral and elevational beam widths.
 AXIS_SCALE = np.array([1.0, 0.25, 1.5])
 TRACKER_HZ = 60.0
+#: Speed along the bone of the plain cosine path (``recorded_motion`` off).
 _SPEED_MM_S = 10.0
+#: Recorded motion: median and log-SD of the speed along the bone, mm/s, set so the
+#: record's probe-marker speed matches the real sweep's (all 1,110 poses of the
+#: sample's sweep_initial.csv: median 14.8, 90th percentile 23.8 mm/s; tilts and
+#: tracker jitter add to the along-bone speed). Measured, see docs/simulator.md.
+_RECORDED_MEDIAN_MM_S = 13.0
+_RECORDED_LOG_SD = 0.37
+#: Correlation time of the recorded speed, path samples (20 ms each): the sample's
+#: speed changes over about a second.
+_RECORDED_SPEED_WIDTH = 50
 _STANDOFF_MM = 80.0
+#: Speeds of sound, m/s: the scanner's assumed value (device convention), fat and
+#: muscle (literature: Duck 1990, "Physical Properties of Tissue").
+C_ASSUMED_M_S = 1540.0
+C_FAT_M_S = 1450.0
+C_MUSCLE_M_S = 1580.0
+#: Fat share of the path from skin to bone (subcutaneous fat 2-5 mm over 10-20 mm of
+#: soft tissue in the renderer; thin muscle over the tibia's face raises it).
+_FAT_FRACTION = (0.1, 0.6)
+#: Bone drift against the specimen marker over a sweep, mm, and the largest rotation
+#: about the scanned segment's centre, deg (K-wires hold the bone; issue 16).
+_DRIFT_MM = (0.2, 0.45)
+_DRIFT_DEG = 0.03
+#: Creep time constant as a fraction of the sweep: fast at first, then settling.
+_DRIFT_TAU = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,12 +78,6 @@ class ErrorModel:
         SD of the lateral translation error and of the rotation error about each
         image axis of the calibration used for the record (per specimen); the axial
         and elevational translation SDs are ``AXIS_SCALE`` times ``calib_mm``.
-    calib_axial_mm : float
-        Largest extra depth (image y) offset of that calibration: the phantom's water
-        and the tissue have other speeds of sound than the scanner assumes, which
-        shifts echoes at bone depth by a few tenths of a mm (the real sample's
-        refined corrections are lateral: depth 0.05 +- 0.2 mm); drawn per specimen
-        with a random sign and a size in [0.5, 1] x this value.
     lag_offset_ms, lag_drift_ms : float
         SD of the lag estimate's constant error, amplitude of its slow drift.
     sphere_noise_mm, voxel_mm : float
@@ -73,7 +97,6 @@ class ErrorModel:
     sphere_noise_mm: float
     voxel_mm: float
     sphere_shift_mm: float
-    calib_axial_mm: float = 0.0
 
     @property
     def exact(self) -> bool:
@@ -82,7 +105,7 @@ class ErrorModel:
 
 
 ERROR_MODELS = {
-    "paper": ErrorModel(0.12, 0.03, 3, 1.6, 0.3, 4.0, 6.0, 0.15, 0.5, 0.15, 0.6),
+    "paper": ErrorModel(0.12, 0.03, 3, 1.6, 0.3, 4.0, 6.0, 0.15, 0.5, 0.15),
     "none": ErrorModel(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
 }
 
@@ -113,6 +136,26 @@ def _smooth_noise(rng, n: int, scale: float, width: float) -> np.ndarray:
     return scale * x * np.sqrt(2 * np.sqrt(np.pi) * width)
 
 
+def _along_cosine(rng, t, length: float, duration_ms: float) -> np.ndarray:
+    """Position (mm) on a segment: there and back once, ``(1 - cos)/2`` profile."""
+    half = min(length, _SPEED_MM_S * duration_ms / 2000.0)
+    s0 = rng.uniform(0, length - half)
+    return s0 + half * (1 - np.cos(2 * np.pi * np.clip(t / duration_ms, 0, 1))) / 2
+
+
+def _along_recorded(rng, t, length: float) -> np.ndarray:
+    """Position (mm) on a segment at log-normal, slowly varying recorded speeds.
+
+    The probe starts anywhere, in either direction, and turns at the segment's ends.
+    """
+    log_speed = _smooth_noise(rng, t.size, _RECORDED_LOG_SD, _RECORDED_SPEED_WIDTH)
+    speed = _RECORDED_MEDIAN_MM_S * np.exp(log_speed)
+    step = speed * np.diff(t, prepend=t[0]) / 1000.0
+    travelled = rng.uniform(0, 2 * length) + np.cumsum(step)
+    folded = np.mod(travelled, 2 * length)
+    return np.where(folded > length, 2 * length - folded, folded)
+
+
 def draw_path(
     rng,
     *,
@@ -123,8 +166,9 @@ def draw_path(
     look_leg,
     duration_ms: float,
     width_mm: float,
+    recorded: bool = True,
 ) -> ProbePath:
-    """Draw a forward-and-back probe path along a bone segment.
+    """Draw a probe path along a bone segment.
 
     Parameters
     ----------
@@ -135,6 +179,9 @@ def draw_path(
     duration_ms : float
     width_mm : float
         Image width, to centre the image over the bone.
+    recorded : bool
+        Move at the real sweep's speeds, back and forth (``recorded_motion``);
+        otherwise once there and back at about 10 mm/s.
     """
     import open3d as o3d
 
@@ -142,10 +189,12 @@ def draw_path(
     n = t.size
     axis = end_leg - start_leg
     full_len = np.linalg.norm(axis)
-    half = min(full_len, _SPEED_MM_S * duration_ms / 2000.0)
-    s0 = rng.uniform(0, full_len - half)
-    u = (1 - np.cos(2 * np.pi * np.clip(t / duration_ms, 0, 1))) / 2
-    along = start_leg + axis / full_len * (s0 + half * u)[:, None]
+    s = (
+        _along_recorded(rng, t, full_len)
+        if recorded
+        else _along_cosine(rng, t, full_len, duration_ms)
+    )
+    along = start_leg + axis / full_len * s[:, None]
     look = look_leg / np.linalg.norm(look_leg)
     lateral = np.cross(axis / full_len, look)
     along = along + lateral * _smooth_noise(rng, n, 2.0, 60)[:, None]
@@ -177,13 +226,75 @@ def calibration_error(rng, model: ErrorModel) -> np.ndarray:
     """Draw the rigid error (image frame) of the calibration used for a record.
 
     Translation SDs follow the beam's resolution (``AXIS_SCALE``: lateral, axial,
-    elevational), rotations ``calib_deg`` about each image axis; plus the
-    speed-of-sound offset in depth (``calib_axial_mm``).
+    elevational), rotations ``calib_deg`` about each image axis.
     """
     sd = np.r_[model.calib_mm * AXIS_SCALE, [model.calib_deg] * 3]
-    delta = rng.normal(0.0, sd)
-    axial = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * model.calib_axial_mm
-    return matrix_from_params(delta + np.r_[0.0, axial, 0.0, 0.0, 0.0, 0.0])
+    return matrix_from_params(rng.normal(0.0, sd))
+
+
+def depth_scale(rng) -> float:
+    """Draw the true-over-displayed depth ratio of a sweep, ``c_tissue / c_assumed``.
+
+    The scanner converts echo time to depth with 1540 m/s; the tissue over the bone,
+    a mix of fat and muscle, has its own speed (the harmonic mean by path share, as
+    travel times add), so every displayed depth is scaled by this factor.
+
+    Examples
+    --------
+    >>> 0.97 < depth_scale(np.random.default_rng(0)) < 1.03
+    True
+    """
+    fat = rng.uniform(*_FAT_FRACTION)
+    c_tissue = 1.0 / (fat / C_FAT_M_S + (1.0 - fat) / C_MUSCLE_M_S)
+    return float(c_tissue / C_ASSUMED_M_S)
+
+
+@dataclass(frozen=True)
+class BoneDrift:
+    """Slow rigid creep of the bones against the specimen marker during a sweep.
+
+    Attributes
+    ----------
+    centre_ct : ndarray of shape (3,)
+        Pivot of the rotation (the scanned segment's centre), CT frame, mm.
+    shift_mm : ndarray of shape (3,)
+        Translation reached at the end of the sweep.
+    rotation_deg : ndarray of shape (3,)
+        Small rotation (Euler xyz) reached at the end of the sweep.
+    duration_ms : float
+        The sweep's length in tracker time, from its first sample.
+    """
+
+    centre_ct: np.ndarray
+    shift_mm: np.ndarray
+    rotation_deg: np.ndarray
+    duration_ms: float
+
+    def at(self, t_ms) -> np.ndarray:
+        """Return ``ct_from_bone`` (m, 4, 4) at times ``t_ms`` since the sweep began.
+
+        Maps a point of the bone's CT model to where the bone is at that time, in
+        the CT frame the specimen marker defines (identity at the start).
+        """
+        tau = np.clip(np.asarray(t_ms, dtype=np.float64) / self.duration_ms, 0, 1)
+        creep = (1 - np.exp(-tau / _DRIFT_TAU)) / (1 - np.exp(-1 / _DRIFT_TAU))
+        about = matrix_from_params(np.r_[self.centre_ct, 0.0, 0.0, 0.0])
+        move = matrix_from_params(
+            np.c_[np.outer(creep, self.shift_mm), np.outer(creep, self.rotation_deg)]
+        )
+        return about @ move @ invert_rigid(about)
+
+
+def draw_drift(rng, *, centre_ct, duration_ms: float) -> BoneDrift:
+    """Draw a sweep's bone drift: 0.2-0.45 mm in a random direction, <= 0.03 deg."""
+    direction = rng.normal(size=3)
+    axis = rng.normal(size=3)
+    return BoneDrift(
+        np.asarray(centre_ct, dtype=np.float64),
+        rng.uniform(*_DRIFT_MM) * direction / np.linalg.norm(direction),
+        rng.uniform(0, _DRIFT_DEG) * axis / np.linalg.norm(axis),
+        float(duration_ms),
+    )
 
 
 def tracker_streams(

@@ -51,6 +51,8 @@ class Sources:
 
     Each is on by default; switching one off (:func:`without`) is an ablation. What
     each does, its physical basis and its source are in ``docs/simulator.md``.
+    ``errors="none"`` (an exact record) also switches off the sources that make the
+    record err: ``ct_segmentation``, ``sos_depth_scale`` and ``bone_drift``.
 
     Attributes
     ----------
