@@ -19,7 +19,9 @@ rule label_sweep:
         runtime=config["label"]["runtime"],
     params:
         engine=" ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in config["engine"].items()
+            f"--{k.replace('_', '-')} "
+            + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
+            for k, v in config["engine"].items()
         ),
         chunk_frames=config["label"]["chunk_frames"],
         max_failed=config["label"]["max_failed_fraction"],

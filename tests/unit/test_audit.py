@@ -205,6 +205,10 @@ def write_audit_store(path, n=3, offset_mm=1.0):
     return path
 
 
+#: A rigid probe marker (the calibration reader refuses fewer than three spheres).
+MARKER_MM = np.array([[0.0, 0, 50], [30, 0, 50], [0, 30, 50]])
+
+
 @pytest.fixture
 def audit_inputs(tmp_path):
     store = write_audit_store(tmp_path / "sweep.zarr")
@@ -212,7 +216,7 @@ def audit_inputs(tmp_path):
     write_stl(tmp_path / "bones" / "Plane.stl", *plane_mesh(BONE_Y_MM))
     truth = tmp_path / "truth" / "specimens" / "S01" / "sweeps" / "tibia-1"
     truth.mkdir(parents=True)
-    cal = Calibration(np.eye(4), SPACING, (SHAPE[1], SHAPE[0]), np.zeros((4, 3)))
+    cal = Calibration(np.eye(4), SPACING, (SHAPE[1], SHAPE[0]), MARKER_MM)
     write_calibration(tmp_path / "truth" / "calibration.yaml", cal)
     rows = params_from_matrix(np.stack([np.eye(4)] * 3))
     table = pd.DataFrame(rows, columns=["x", "y", "z", "euler_x", "euler_y", "euler_z"])
@@ -296,7 +300,7 @@ def write_record(root, n=2):
     (root / "UltrasoundImages").mkdir(parents=True)
     (root / "CT_models").mkdir()
     write_stl(root / "CT_models" / "Plane.stl", *plane_mesh(BONE_Y_MM + 1.0))
-    cal = Calibration(np.eye(4), SPACING, (SHAPE[1], SHAPE[0]), np.zeros((4, 3)))
+    cal = Calibration(np.eye(4), SPACING, (SHAPE[1], SHAPE[0]), MARKER_MM)
     write_calibration(root / "calibration.yaml", cal)
     poses = pd.DataFrame(np.zeros((n, 6)), columns=list(POSE_COLUMNS))
     poses.insert(0, "space_factor", SPACING[0])

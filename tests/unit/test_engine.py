@@ -80,10 +80,7 @@ def pixel_xy(shape=SHAPE):
 
 def test_render_label_matches_brute_force_ring(cyl_model):
     geom = frame_geometry(np.zeros(6), calibration(), SHAPE)
-    pts = cyl_model.points - 0  # identity pose: CT == image frame
-    render = render_label(
-        cyl_model, geom, np.zeros(6), pts, cyl_model.normals, gamma_mm=0.3
-    )
+    render = render_label(cyl_model, geom, np.zeros(6), gamma_mm=0.3)
     x, y = pixel_xy()
     brute = np.abs(np.hypot(x - CENTRE[0], y - CENTRE[1]) - RADIUS) <= 0.3
     disagree = render.mask ^ brute
@@ -108,8 +105,7 @@ def test_incidence_angle_of_known_normals():
 
 def test_oblique_pixels_are_the_ring_flanks(cyl_model):
     geom = frame_geometry(np.zeros(6), calibration(), SHAPE)
-    pts, normals = cyl_model.points, cyl_model.normals
-    render = render_label(cyl_model, geom, np.zeros(6), pts, normals, gamma_mm=0.3)
+    render = render_label(cyl_model, geom, np.zeros(6), gamma_mm=0.3)
     angle = incidence_deg(render.normals_image)
     x = (render.rc[:, 1] + 0.5) * SPACING[0] - CENTRE[0]
     y = (render.rc[:, 0] + 0.5) * SPACING[1] - CENTRE[1]

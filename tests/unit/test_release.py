@@ -84,6 +84,15 @@ def test_reject_statistics_counts_reasons():
     assert row["correction_median_kept_mm"] == pytest.approx(0.4)
 
 
+def test_reject_statistics_count_low_confidence_and_kept_confidence():
+    ds = make_ds(["ok", "low_confidence", "ok"], [0.2, 0.3, 0.4])
+    ds["confidence"][:] = [0.9, 0.2, 0.7]
+    row = sweep_statistics(ds)
+    assert row["discarded_low_confidence"] == 1
+    assert row["discard_rate"] == pytest.approx(1 / 3)
+    assert row["confidence_median_kept"] == pytest.approx(0.8)
+
+
 def test_reject_statistics_has_a_column_per_reason():
     table = reject_statistics([sweep_statistics(make_ds(["ok"], [0.1]))])
     assert all(f"discarded_{r}" in table.columns for r in DISCARD_REASONS)

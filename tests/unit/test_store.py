@@ -42,6 +42,10 @@ class FakeResult:
     objective_initial: float = 1.0
     objective_refined: float = 2.0
     evaluations: int = 7
+    confidence: float = 0.9
+    confidence_features: np.ndarray = field(
+        default_factory=lambda: np.array([0.2, 1.0, 0.0, 0.0])
+    )
     masks: dict = field(default_factory=dict)
 
 
@@ -220,3 +224,50 @@ def test_work_emptied_by_an_interrupted_publish_starts_afresh(tmp_path):
     work.store.rename(tmp_path / "moved.zarr")  # killed between rename and cleanup
     again = open_work(tmp_path / "out.zarr", {"plan": 1})
     assert not again.created and again.completed() == set()
+
+
+def test_validate_store_checks_confidence(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    for i, s in enumerate(chunk_slices(len(tasks), 2)):
+        work.write_chunk(i, s, chunk_dataset(run_chunk(tasks[s], **kernel())))
+    ds = open_store(work.store).load()
+    assert np.isnan(ds["confidence"].values[3])  # no image: not refined
+    validate_store(ds.assign_attrs(ATTRS))
+    ds["confidence"][1] = 1.5
+    with pytest.raises(InputDataError, match=r"confidence must lie in \[0, 1\]"):
+        validate_store(ds.assign_attrs(ATTRS))
+    ds["confidence"][1] = 0.5
+    ds["confidence"][0] = np.nan
+    with pytest.raises(InputDataError, match="frame 0: kept without a confidence"):
+        validate_store(ds.assign_attrs(ATTRS))
+
+
+def test_confidence_check_discards_the_outlier_and_resumes_the_same(tmp_path):
+    from ultrabones.cli.label_sweep import _confidence_check
+    from ultrabones.engine import EngineParams
+    from ultrabones.io.store import write_variables
+
+    tasks = make_tasks(tmp_path, n=6)
+    work = new_store(tmp_path, tasks)
+    for i, s in enumerate(chunk_slices(len(tasks), 2)):
+        work.write_chunk(i, s, chunk_dataset(run_chunk(tasks[s], **kernel())))
+    refined = np.zeros((6, 6))
+    refined[4, 0] = 2.0  # frame 4 (kept) moved 2 mm, its neighbours not at all
+    label = np.ones((6, *SHAPE), np.uint8)
+    write_variables(work.store, {"pose_refined": refined, "label": label})
+    work.save_sweep({"eps": None, "pilots": []})
+    params = EngineParams(confidence_model=(2.197, 0, 0, 0, -2.0))  # logit(0.9)
+    fiducials = np.array([[0, 0, 50.0], [30, 0, 50.0], [0, 30, 50.0]])
+    for _ in range(2):  # the second run re-applies the saved results
+        _confidence_check(work, params, fiducials)
+        ds = open_store(work.store)
+        assert ds["reason"].values[4] == "low_confidence"
+        assert ds["status"].values[4] == "discarded"
+        assert ds["confidence"].values[4] == pytest.approx(1 / (1 + np.exp(4 - 2.197)))
+        assert ds["confidence"].values[0] == pytest.approx(0.9, abs=1e-4)
+        assert ds["confidence_features"].values[4, 3] == pytest.approx(2.0)
+        assert int(ds["label"].values[4].sum()) == 0
+        assert int(ds["label"].values[0].sum()) == label[0].sum()
+    assert work.load_sweep()["confidence_check"]["discarded"] == [4]
+    validate_store(open_store(work.store).assign_attrs(ATTRS))

@@ -77,6 +77,7 @@ def sweep_statistics(ds: xr.Dataset) -> dict:
     """Return one row of the reject statistics for a sweep's store."""
     reason = as_str(ds["reason"].values)
     correction = ds["fiducial_correction_mm"].values
+    confidence = ds["confidence"].values.astype(np.float64)
     kept = reason == "ok"
     frames = int(np.sum(reason != "no_image"))
     row = {
@@ -93,6 +94,7 @@ def sweep_statistics(ds: xr.Dataset) -> dict:
     row["discard_rate"] = total / frames if frames else float("nan")
     row["correction_mean_kept_mm"] = _stat(np.mean, correction[kept])
     row["correction_median_kept_mm"] = _stat(np.median, correction[kept])
+    row["confidence_median_kept"] = _stat(np.median, confidence[kept])
     return row
 
 
@@ -140,7 +142,9 @@ def dataset_card(stats: pd.DataFrame, splits: pd.DataFrame, *, attrs: dict) -> s
         "Bone labels for tracked ultrasound sweeps, made by the ultrabones workflow",
         "(the UltraBones100k method: calibrated, registered poses; per-frame pose",
         "refinement; discard of frames whose mean fiducial correction exceeds the",
-        "bound; acoustic-shadow and incidence-angle filtering of the label).",
+        "bound or whose confidence (the estimated probability that the label is",
+        "right) is below the threshold; acoustic-shadow and incidence-angle",
+        "filtering of the label).",
         "",
         "## Counts",
         f"- specimens: {splits['specimen'].nunique()}, sweeps: {len(stats)}",

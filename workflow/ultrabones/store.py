@@ -3,7 +3,8 @@
 One Zarr v3 store per sweep, opened with ``xr.open_zarr(path, consolidated=False)``.
 
 Dimensions ``frame``, ``y`` (image rows), ``x`` (image columns), ``pose`` (6:
-``x y z euler_x euler_y euler_z``) and ``stage`` (``initial refined``). Variables are
+``x y z euler_x euler_y euler_z``), ``stage`` (``initial refined``) and ``feature``
+(the confidence features, ``engine.confidence.FEATURES``). Variables are
 chunked along ``frame`` only (``chunk_frames`` frames a chunk, whole images per chunk)
 and compressed (zstd; see :func:`encoding`). Masks are uint8 0/1 with CF
 ``flag_values``/``flag_meanings``. Writing goes through :mod:`ultrabones.io.store`.
@@ -15,6 +16,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .engine.confidence import FEATURES
 from .engine.reasons import Reason
 from .errors import InputDataError
 from .transforms import POSE_COLUMNS
@@ -48,6 +50,8 @@ FRAME_VARIABLES = {
     "fiducial_correction_mm": ((), np.float64, np.nan),
     "objective": (("stage",), np.float64, np.nan),
     "evaluations": ((), np.int32, 0),
+    "confidence": ((), np.float32, np.nan),
+    "confidence_features": (("feature",), np.float32, np.nan),
     "status": ((), _STR, ""),
     "reason": ((), _STR, ""),
 }
@@ -59,6 +63,15 @@ _ATTRS = {
     "fiducial_correction_mm": {"units": "mm", "long_name": "mean fiducial correction"},
     "objective": {"long_name": "refinement objective before and after"},
     "evaluations": {"long_name": "objective evaluations"},
+    "confidence": {
+        "units": "1",
+        "long_name": "estimated probability that the label is right "
+        "(ultrabones.engine.confidence); NaN where not refined",
+    },
+    "confidence_features": {
+        "units": "1, 1, 1, mm",
+        "long_name": "features of the confidence (ultrabones.engine.confidence)",
+    },
     "status": {"flag_meanings": " ".join(STATUSES)},
     "reason": {"long_name": "reason code (ultrabones.engine.reasons)"},
     "image": {"long_name": "ultrasound frame", "units": "1"},
@@ -117,7 +130,9 @@ def _lazy(name: str, n: int, shape: tuple, chunk_frames: int) -> xr.Variable:
 
 
 def _dim_len(dim: str) -> int:
-    return {"pose": len(POSE_COLUMNS), "stage": len(STAGES)}[dim]
+    return {"pose": len(POSE_COLUMNS), "stage": len(STAGES), "feature": len(FEATURES)}[
+        dim
+    ]
 
 
 def template_dataset(
@@ -147,6 +162,7 @@ def template_dataset(
         "y_mm": ("y", (np.arange(rows) + 0.5) * spacing_mm[1], {"units": "mm"}),
         "pose": ("pose", np.array(POSE_COLUMNS, dtype=_STR)),
         "stage": ("stage", np.array(STAGES, dtype=_STR)),
+        "feature": ("feature", np.array(FEATURES, dtype=_STR)),
         "specimen": np.array(specimen, dtype=_STR),
         "sweep": np.array(sweep, dtype=_STR),
     }
@@ -254,6 +270,25 @@ def _check_coords(ds: xr.Dataset) -> list[str]:
 def _check_values(ds: xr.Dataset) -> list[str]:
     if "status" not in ds or "reason" not in ds:
         return []
+    return [*_check_reasons(ds), *_check_confidence(ds)]
+
+
+def _check_confidence(ds: xr.Dataset) -> list[str]:
+    """Confidence lies in [0, 1] (or NaN), and every kept frame has one."""
+    if "confidence" not in ds:
+        return []
+    c = ds["confidence"].values
+    problems = []
+    if np.any(c[np.isfinite(c)] < 0) or np.any(c[np.isfinite(c)] > 1):
+        problems.append("confidence must lie in [0, 1]")
+    kept = as_str(ds["reason"].values) == Reason.OK
+    if np.any(np.isnan(c[kept])):
+        i = int(np.flatnonzero(kept & np.isnan(c))[0])
+        problems.append(f"frame {i}: kept without a confidence")
+    return problems
+
+
+def _check_reasons(ds: xr.Dataset) -> list[str]:
     reasons = as_str(ds["reason"].values)
     status = as_str(ds["status"].values)
     known = {r.value for r in Reason}

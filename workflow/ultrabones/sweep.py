@@ -3,7 +3,9 @@
 The per-frame kernel (:func:`ultrabones.engine.process_frame` by default) takes NumPy
 arrays and never sees Dask: :func:`run_chunk` applies it to the frames of one store
 chunk inside a worker, and :func:`label_chunks` maps chunks over a Dask client and
-hands each finished chunk to the writer as it arrives.
+hands each finished chunk to the writer as it arrives. Once every frame is refined,
+:func:`confidence_check` scores the sweep's frames together (neighbours' corrections,
+the sweep's evidence) and discards the kept ones of low confidence.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .transforms import POSE_COLUMNS, matrix_from_params
 __all__ = [
     "FrameTask",
     "frame_seed",
+    "confidence_check",
     "label_chunks",
     "pilot_prior",
     "plan_tasks",
@@ -96,6 +99,8 @@ def _empty_frame(task: FrameTask, shape: tuple, reason: str) -> dict:
         fiducial_correction_mm=np.nan,
         objective=np.full(2, np.nan),
         evaluations=0,
+        confidence=np.nan,
+        confidence_features=np.full(4, np.nan),
         reason=reason,
     )
     return out
@@ -151,6 +156,8 @@ def _frame_fields(task: FrameTask, image: np.ndarray, result, shape) -> dict:
         fiducial_correction_mm=float(result.fiducial_correction_mm),
         objective=np.array([result.objective_initial, result.objective_refined], float),
         evaluations=int(result.evaluations),
+        confidence=float(result.confidence),
+        confidence_features=np.asarray(result.confidence_features, np.float64),
         reason=str(result.reason),
     )
     return out
@@ -275,3 +282,57 @@ def label_chunks(
         log.info("chunk %d written: %d frames done, %.2f frames/s", index, done, rate)
         if progress is not None:
             progress.update(frames)
+
+
+def confidence_check(
+    pose_initial, pose_refined, features, reason, *, params, fiducials
+) -> dict:
+    """Score a sweep's frames together; discard the kept ones of low confidence.
+
+    Runs once every frame of the sweep is refined. Each refined frame's correction is
+    compared with the running median of its neighbours'
+    (:func:`~ultrabones.engine.confidence.neighbour_distance_mm`), its evidence with
+    the sweep's distribution, and the frames are rescored
+    (:func:`~ultrabones.engine.confidence.sweep_confidence`); kept frames below
+    ``params.min_confidence`` become ``low_confidence``.
+
+    Parameters
+    ----------
+    pose_initial, pose_refined : ndarray of shape (n, 6)
+        The sweep's poses in frame order (record parameters, mm and deg).
+    features : ndarray of shape (n, 4)
+        Per-frame confidence features from the engine (NaN rows where not refined).
+    reason : ndarray of shape (n,), str
+        The frames' reason codes.
+    params : EngineParams
+    fiducials : ndarray of shape (m, 3)
+        Probe fiducials, probe-marker frame, mm.
+
+    Returns
+    -------
+    checked : dict
+        ``confidence`` (float32, n), ``confidence_features`` (float32, n x 4, with
+        ``neighbour_mm``), ``reason`` and ``status`` (str, n) and ``discarded``
+        (int indices of the frames the check discarded).
+    """
+    from .engine.confidence import neighbour_distance_mm, sweep_confidence
+
+    features = np.array(features, dtype=np.float64).reshape(-1, 4)
+    refined = np.isfinite(features[:, 0])
+    features[:, 3] = neighbour_distance_mm(
+        pose_initial, pose_refined, refined, fiducials=fiducials
+    )
+    # object, not a fixed-width str array, which would cut the new code to the
+    # longest code already present
+    reason = np.array(reason, dtype=object)
+    kept = reason == Reason.OK
+    confidence = sweep_confidence(features, kept, params.confidence_model)
+    low = kept & (confidence < params.min_confidence)
+    reason[low] = Reason.LOW_CONFIDENCE.value
+    return {
+        "confidence": confidence.astype(np.float32),
+        "confidence_features": features.astype(np.float32),
+        "reason": reason.astype(str),
+        "status": np.array([status_of(r) for r in reason], dtype=str),
+        "discarded": np.flatnonzero(low),
+    }

@@ -31,6 +31,7 @@ COMMANDS = (
     "select_lambda",
     "label_sweep",
     "bench",
+    "honesty",
     "qa",
     "qa_summary",
     "release",

@@ -21,6 +21,11 @@ def add_parser(sub) -> None:
         help="with --preset: simulate this many cohorts (seeds SEED, SEED+1, ...) "
         "and report over all of them",
     )
+    p.add_argument(
+        "--sweep",
+        help="with --preset: the sweep of the first specimen to simulate "
+        "(default: its first fibula sweep)",
+    )
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--frames", type=int, help="number of frames (random sample)")
     pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
@@ -38,6 +43,20 @@ def add_parser(sub) -> None:
         "--warm-start-frames",
         type=int,
         help="pilot frames of the sweep's warm start (0: every frame alone)",
+    )
+    p.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        metavar="SOURCE",
+        help="with --preset: switch these simulator sources off "
+        "(ultrabones.simulate.presets.SOURCE_NAMES)",
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="with --preset: run the preset, then once per source switched off; "
+        "print one row each",
     )
     p.set_defaults(run=run)
 
@@ -84,26 +103,91 @@ def _figure(path, record, rows, results) -> None:
     contour_grid(images, [r for _, r in picked], stamps).savefig(path, dpi=110)
 
 
+#: Columns of the ``--ablation`` rows (besides ``without`` and ``frames``).
+ABLATION_KEYS = (
+    "label_error_mm_median_initial",
+    "label_error_mm_median_refined",
+    "pose_error_mm_median_initial",
+    "pose_error_mm_median_refined",
+    "curve_offset_abs_mm_median_refined",
+    "worse_fraction",
+    "discarded_fraction",
+)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print the summary (JSON with ``--json``)."""
     import json
+
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..io.model import write_frame_table
+
+    if args.cohorts < 1 or (args.cohorts > 1 and not args.preset):
+        raise ConfigError("--cohorts takes a count >= 1, and only with --preset")
+    if (args.without or args.ablation) and not args.preset:
+        raise ConfigError("--without and --ablation need --preset")
+    preset = _preset(args)
+    if not args.ablation:
+        summary, table = _cohorts(args, preset)
+        if args.table:
+            write_frame_table(args.table, table)
+        print(json.dumps(summary, indent=None if args.json else 1))
+        return 0
+    rows, tables = _ablation(args, preset)
+    if args.table:
+        write_frame_table(args.table, pd.concat(tables, ignore_index=True))
+    if args.json:
+        print(json.dumps({"ablation": rows}))
+    else:
+        print(pd.DataFrame(rows).to_string(index=False, float_format="%.4f"))
+    return 0
+
+
+def _preset(args):
+    """The simulator preset with ``--without`` sources off (None for a record)."""
+    from ..simulate.presets import get_preset, without
+
+    return without(get_preset(args.preset), *args.without) if args.preset else None
+
+
+def _ablation(args, preset):
+    """Run the preset, then each of its sources off in turn: one row each."""
+    from ..simulate.presets import SOURCE_NAMES, without
+
+    on = [n for n in SOURCE_NAMES if getattr(preset.sources, n)]
+    rows, tables = [], []
+    for name in ("baseline", *on):
+        base = name == "baseline"
+        summary, table = _cohorts(
+            args, preset if base else without(preset, name), figure=base
+        )
+        row = {"without": name, "frames": summary["frames"]}
+        rows.append(row | {k: summary.get(k, float("nan")) for k in ABLATION_KEYS})
+        tables.append(table.assign(without=name))
+    return rows, tables
+
+
+def _cohorts(args, preset, *, figure=True):
+    """Bench the record or ``--cohorts`` simulated cohorts: summary and table.
+
+    ``figure``: write ``--figure`` (from the first cohort) on this run.
+    """
     import tempfile
     from pathlib import Path
 
     import pandas as pd
 
     from ..engine.bench import summarise, summarise_truth
-    from ..errors import ConfigError
-    from ..io.model import write_frame_table
 
-    if args.cohorts < 1 or (args.cohorts > 1 and not args.preset):
-        raise ConfigError("--cohorts takes a count >= 1, and only with --preset")
     runs = []
     with tempfile.TemporaryDirectory(prefix="ultrabones-bench-") as tmp:
         for k in range(args.cohorts):
             seed = args.seed + k
-            root = _simulate(args, Path(tmp) / str(k), seed) if args.preset else None
-            runs.append(_bench(args, root or args.record, seed, first=k == 0))
+            root = _simulate(args, Path(tmp) / str(k), seed, preset) if preset else None
+            first = figure and k == 0
+            runs.append(_bench(args, root or args.record, seed, first=first))
     table = pd.concat([r["table"] for r in runs], ignore_index=True)
     summary = dict(runs[0]["summary"])
     if len(runs) > 1:
@@ -111,19 +195,21 @@ def run(args: argparse.Namespace) -> int:
         if "label_error_mm_refined" in table:
             summary |= summarise_truth(table)
         summary["cohorts"] = [r["summary"] for r in runs]
-    if args.table:
-        write_frame_table(args.table, table)
-    print(json.dumps(summary, indent=None if args.json else 1))
-    return 0
+    if preset is not None:
+        from ..simulate.presets import SOURCE_NAMES
+
+        off = [n for n in SOURCE_NAMES if not getattr(preset.sources, n)]
+        summary["sources_off"] = off
+    return summary, table
 
 
-def _simulate(args, tmp, seed):
+def _simulate(args, tmp, seed, preset):
     from ..simulate.cohort import simulate_sweep
-    from ..simulate.presets import get_preset
 
-    preset = get_preset(args.preset)
     specimen = preset.specimens[0]
-    sweep = next((w for w in preset.sweeps if w.startswith("fibula")), preset.sweeps[0])
+    sweep = args.sweep or next(
+        (w for w in preset.sweeps if w.startswith("fibula")), preset.sweeps[0]
+    )
     return simulate_sweep(
         tmp,
         preset=preset,
@@ -182,6 +268,41 @@ def _warm_start(record, model, params):
     return sweep_prior(kept[refined].to_numpy() - kept[list(POSE_COLUMNS)].to_numpy())
 
 
+def _sweep_confidence(table, params, calibration):
+    """Rescore the benched frames together as ``label-sweep`` scores a sweep.
+
+    The neighbour feature compares each frame with the benched frames next to it in
+    time (every frame of a record unless ``--frames`` samples them).
+    """
+    from ..engine.confidence import FEATURES
+    from ..sweep import confidence_check
+    from ..transforms import POSE_COLUMNS
+
+    checked = confidence_check(
+        table[list(POSE_COLUMNS)].to_numpy(float),
+        table[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy(float),
+        table[list(FEATURES)].to_numpy(float),
+        table["reason"].to_numpy(str),
+        params=params,
+        fiducials=calibration.probe_marker_fiducials_mm,
+    )
+    table = table.copy()
+    table["confidence"] = checked["confidence"]
+    table[list(FEATURES)] = checked["confidence_features"]
+    table["reason"] = checked["reason"]
+    table["status"] = checked["status"]
+    return table
+
+
+def _auroc(table) -> float:
+    """AUROC of the confidence for a refined label error over 0.5 mm."""
+    from ..engine.confidence import confidence_auroc
+
+    if "label_error_mm_refined" not in table:
+        return float("nan")
+    return float(confidence_auroc(table["confidence"], table["label_error_mm_refined"]))
+
+
 def _bench(args, root, seed, *, first) -> dict:
     """Run the engine on one record: its summary and per-frame table."""
     import time
@@ -214,7 +335,7 @@ def _bench(args, root, seed, *, first) -> dict:
     model = prepare_specimen(
         {k: read_stl(p) for k, p in record.bone_paths.items()}, params=params
     )
-    model.scene()
+    model.triangles()
     precompute_s = time.perf_counter() - t0
     rows = _pick_rows(record.poses, args, np.random.default_rng(seed))
     spacing = record.calibration.pixel_spacing_mm
@@ -249,6 +370,7 @@ def _bench(args, root, seed, *, first) -> dict:
     )
     for r, stamp in zip(results, table["timestamp"], strict=True):
         r.masks = shown.get(int(stamp), {})
+    table = _sweep_confidence(table, params, record.calibration)
     summary = summarise(table)
     if truth is not None:
         extra = (
@@ -256,6 +378,7 @@ def _bench(args, root, seed, *, first) -> dict:
         )
         table = pd.concat([table, extra], axis=1)
         summary.update(summarise_truth(table))
+        summary["confidence_auroc"] = _auroc(table)
     summary["precompute_s"] = precompute_s
     summary["pilot_s"] = pilot_s
     summary["warm_start_eps"] = None if prior is None else prior.tolist()
@@ -263,6 +386,7 @@ def _bench(args, root, seed, *, first) -> dict:
     summary["objective"] = params.objective
     summary["lam"] = params.lam
     summary["seed"] = seed
+    summary["bones"] = sorted(record.bone_paths)
     if args.figure and first:
         _figure(args.figure, record, rows, results)
     return {"summary": summary, "table": table.assign(seed=seed)}

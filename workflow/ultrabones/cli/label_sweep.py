@@ -7,7 +7,6 @@ work-in-progress store that is published to ``--out`` by an atomic rename.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -28,6 +27,8 @@ ENGINE_OPTIONS = {
     "sample_spacing_mm": float,
     "warm_start_frames": int,
     "reject_at_bound": "boolean",
+    "min_confidence": float,
+    "confidence_model": "list",
 }
 
 
@@ -59,14 +60,22 @@ def add_parser(sub) -> None:
         help="fail when more frames than this end in engine_error",
     )
     for name, kind in ENGINE_OPTIONS.items():
+        flag = f"--{name.replace('_', '-')}"
+        if kind == "list":
+            p.add_argument(flag, type=float, nargs="+", default=None)
+            continue
         kind = _boolean if kind == "boolean" else kind
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+        p.add_argument(flag, type=kind, default=None)
     p.set_defaults(run=run)
 
 
 def _engine_kwargs(args) -> dict:
     values = {k: getattr(args, k) for k in ENGINE_OPTIONS}
-    return {k: v for k, v in values.items() if v is not None}
+    return {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def _client(threads: int, scheduler: str):
@@ -117,7 +126,7 @@ def run(args) -> int:
     record = open_record(args.record)
     engine = _engine_kwargs(args)
     params = EngineParams(**engine, seed=args.seed)
-    engine = dataclasses.asdict(params)
+    engine = params.to_dict()
     prov = provenance([args.record, args.model], config_hash=args.config_hash)
     plan = {**prov, "engine": engine, "seed": args.seed, "chunk": args.chunk_frames}
     plan.pop("git_sha")
@@ -167,7 +176,9 @@ def run(args) -> int:
         _progress(len(tasks), finished) as bar,
     ):
         warm = _warm_start(work, client, tasks, kernel)
-        attrs["warm_start"] = json.dumps(warm, sort_keys=True)
+        attrs["warm_start"] = json.dumps(
+            {k: warm[k] for k in ("eps", "pilots")}, sort_keys=True
+        )
         prior = None if warm["eps"] is None else np.asarray(warm["eps"])
         label_chunks(
             client,
@@ -180,6 +191,7 @@ def run(args) -> int:
             frame_fn=functools.partial(process_frame, prior=prior),
             **kernel,
         )
+    _confidence_check(work, params, cal.probe_marker_fiducials_mm)
     _check_failures(work, args.max_failed_fraction)
     work.publish(attrs)
     return 0
@@ -209,6 +221,50 @@ def _warm_start(work, client, tasks, kernel) -> dict:
     )
     work.save_sweep(doc)
     return doc
+
+
+def _confidence_check(work, params, fiducials) -> None:
+    """Apply the sweep-level confidence check to the finished frames.
+
+    Its results are saved (``sweep.json``) before the store is changed, so a run
+    killed while writing them re-applies the same values on resume.
+    """
+    import numpy as np
+
+    from ..io.store import clear_frames, open_store, write_variables
+    from ..store import MASKS, as_str
+    from ..sweep import confidence_check
+
+    doc = work.load_sweep()
+    if "confidence_check" not in doc:
+        ds = open_store(work.store)
+        checked = confidence_check(
+            ds["pose_initial"].values,
+            ds["pose_refined"].values,
+            ds["confidence_features"].values,
+            as_str(ds["reason"].values),
+            params=params,
+            fiducials=fiducials,
+        )
+        doc["confidence_check"] = {k: v.tolist() for k, v in checked.items()}
+        work.save_sweep(doc)
+    done = doc["confidence_check"]
+    text = np.dtypes.StringDType()
+    write_variables(
+        work.store,
+        {
+            "confidence": np.asarray(done["confidence"], np.float32),
+            "confidence_features": np.asarray(done["confidence_features"], np.float32),
+            "reason": np.asarray(done["reason"], dtype=text),
+            "status": np.asarray(done["status"], dtype=text),
+        },
+    )
+    clear_frames(work.store, done["discarded"], MASKS)
+    log.info(
+        "%s: confidence check discarded %d frame(s) as low_confidence",
+        work.out,
+        len(done["discarded"]),
+    )
 
 
 def _write(index: int, arrays: dict, *, store: str, slices) -> None:

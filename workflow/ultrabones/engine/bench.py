@@ -13,11 +13,18 @@ from ..transforms import (
     matrix_from_params,
     points_image_from_rc,
 )
+from .confidence import FEATURES
 from .frame import process_frame
 from .reasons import Reason
 from .refine import at_bound
 
+#: Points per side of the image grid of the true 3D pose error (issue 16, item 7).
+POSE_GRID = 16
+
 __all__ = [
+    "POSE_GRID",
+    "curve_offset_mm",
+    "image_grid_rc",
     "label_error_mm",
     "pose_errors",
     "run_frames",
@@ -85,7 +92,9 @@ def _row(stamp, res, ms) -> dict:
         objective_refined=res.objective_refined,
         evaluations=res.evaluations,
         ms=ms,
+        confidence=res.confidence,
     )
+    row.update(zip(FEATURES, res.confidence_features, strict=True))
     return row
 
 
@@ -140,23 +149,68 @@ def label_error_mm(a: np.ndarray, b: np.ndarray, *, spacing_mm) -> float:
     return float((d_to_b[a].sum() + d_to_a[b].sum()) / (a.sum() + b.sum()))
 
 
+def curve_offset_mm(mask, visible_truth, *, spacing_mm) -> tuple[float, float]:
+    """Return the median signed and absolute depth offset (mm) of a mask's echo curve.
+
+    Per column (scan line) where both masks have pixels: the top row of ``mask``
+    minus the top row of ``visible_truth``, times the row spacing (positive: the
+    mask's first interface lies deeper than the true echo). NaN when no column has
+    both.
+
+    Parameters
+    ----------
+    mask, visible_truth : ndarray of bool, shape (rows, cols)
+        A label at some pose and the true visible label.
+    spacing_mm : tuple of float
+        ``(s_x, s_y)`` in mm.
+
+    Returns
+    -------
+    offset_mm, abs_offset_mm : float
+        Medians over the columns of the signed and the absolute offset.
+
+    Examples
+    --------
+    >>> truth = np.zeros((5, 3), bool); truth[1] = True
+    >>> curve_offset_mm(np.roll(truth, 2, axis=0), truth, spacing_mm=(0.1, 0.2))
+    (0.4, 0.4)
+    """
+    mask, truth = np.asarray(mask, bool), np.asarray(visible_truth, bool)
+    cols = mask.any(axis=0) & truth.any(axis=0)
+    if not cols.any():
+        return float("nan"), float("nan")
+    rows = mask.argmax(axis=0)[cols] - truth.argmax(axis=0)[cols]
+    d = rows * float(spacing_mm[1])
+    return float(np.median(d)), float(np.median(np.abs(d)))
+
+
 def truth_row(result, full_truth, visible_truth, *, spacing_mm) -> dict:
-    """Score one frame against simulator truth masks (full and visible labels)."""
+    """Score one frame against simulator truth masks (full and visible labels).
+
+    ``label_error_mm_{initial,refined}``: symmetric band distance of the full label
+    at each pose to the true full label (:func:`label_error_mm`; it compresses an
+    offset d < band width w to about d^2 / 2w). ``curve_offset_mm_*`` and
+    ``curve_offset_abs_mm_*``: median signed and absolute depth offset of the full
+    label's top row against the true visible label's (:func:`curve_offset_mm`).
+    ``f1_at_0_5mm``: the final label against the true visible label.
+    """
     from ..evaluate.metrics import frame_scores
 
     masks = result.masks
     scores = frame_scores(
         masks["label"], visible_truth, spacing_mm=spacing_mm, eps_mm=(0.5,)
     )
-    return {
-        "label_error_mm_initial": label_error_mm(
-            masks["full_initial"], full_truth, spacing_mm=spacing_mm
-        ),
-        "label_error_mm_refined": label_error_mm(
-            masks["full_refined"], full_truth, spacing_mm=spacing_mm
-        ),
-        "f1_at_0_5mm": float(scores.f1[0, 0]) if scores is not None else float("nan"),
-    }
+    out = {}
+    for stage in ("initial", "refined"):
+        full = masks[f"full_{stage}"]
+        out[f"label_error_mm_{stage}"] = label_error_mm(
+            full, full_truth, spacing_mm=spacing_mm
+        )
+        offset, offset_abs = curve_offset_mm(full, visible_truth, spacing_mm=spacing_mm)
+        out[f"curve_offset_mm_{stage}"] = offset
+        out[f"curve_offset_abs_mm_{stage}"] = offset_abs
+    out["f1_at_0_5mm"] = float(scores.f1[0, 0]) if scores is not None else np.nan
+    return out
 
 
 def _mean_distance(ct_from_a, ct_from_b, points) -> float:
@@ -164,37 +218,57 @@ def _mean_distance(ct_from_a, ct_from_b, points) -> float:
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
 
+def image_grid_rc(shape, *, n: int = POSE_GRID) -> np.ndarray:
+    """Return an ``n`` x ``n`` grid of pixel indices spread over an image.
+
+    The central pixel of each cell of an ``n`` x ``n`` partition of the image, so
+    the grid's mean point is the image centre (to half a pixel).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)``.
+    n : int
+        Points per side.
+
+    Returns
+    -------
+    rc : ndarray of shape (n * n, 2)
+        ``(row, col)`` indices.
+
+    Examples
+    --------
+    >>> image_grid_rc((4, 8), n=2).tolist()
+    [[1, 2], [1, 6], [3, 2], [3, 6]]
+    """
+    rows, cols = (((np.arange(n) + 0.5) * s / n).astype(int) for s in shape)
+    r, c = np.meshgrid(rows, cols, indexing="ij")
+    return np.c_[r.ravel(), c.ravel()]
+
+
 def pose_errors(result, true_ct_from_image, *, calibration, label_rc) -> dict:
     """Pose errors (mm) of one frame's initial and refined poses against truth.
 
-    ``corner``: mean distance of the four image corners in CT between the frame's
-    image placement (pose and the record's calibration) and the true one; ``label``:
-    the same over the true label's pixels (``label_rc``, row/col; NaN when empty);
+    ``pose_error_mm``: the true 3D pose error, the mean distance in CT of the image
+    points of a 16 x 16 grid over the whole image (:func:`image_grid_rc`) between
+    the frame's image placement (pose and the record's calibration) and the true
+    one (this replaced the mean over the four image corners); ``label``: the same
+    over the true label's pixels (``label_rc``, row/col; NaN when empty);
     ``fiducial``: mean distance of the probe fiducials under the pose and under
     ``true_ct_from_image @ image_from_probe`` (the image placement's probe pose).
     """
     from ..transforms import invert_rigid
 
-    rows, cols = calibration.shape
-    corners = points_image_from_rc(
-        [
-            [-0.5, -0.5],
-            [-0.5, cols - 0.5],
-            [rows - 0.5, -0.5],
-            [rows - 0.5, cols - 0.5],
-        ],
-        calibration.pixel_spacing_mm,
-    )
-    label = points_image_from_rc(label_rc, calibration.pixel_spacing_mm)
+    spacing = calibration.pixel_spacing_mm
+    grid = points_image_from_rc(image_grid_rc(calibration.shape), spacing)
+    label = points_image_from_rc(label_rc, spacing)
     true_probe = true_ct_from_image @ invert_rigid(calibration.probe_from_image)
     fid = calibration.probe_marker_fiducials_mm
     out = {}
     for stage in ("initial", "refined"):
         ct_from_probe = matrix_from_params(getattr(result, f"pose_{stage}"))
         placed = ct_from_probe @ calibration.probe_from_image
-        out[f"pose_error_mm_{stage}"] = _mean_distance(
-            placed, true_ct_from_image, corners
-        )
+        out[f"pose_error_mm_{stage}"] = _mean_distance(placed, true_ct_from_image, grid)
         out[f"label_pose_error_mm_{stage}"] = (
             _mean_distance(placed, true_ct_from_image, label) if len(label) else np.nan
         )
@@ -205,18 +279,33 @@ def pose_errors(result, true_ct_from_image, *, calibration, label_rc) -> dict:
 
 
 def summarise_truth(table: pd.DataFrame) -> dict:
-    """Return the truth-based summary over kept frames."""
+    """Return the truth-based summary over kept frames.
+
+    Medians of the per-frame truth measures (band distance, true 3D pose error,
+    curve offset, each initial and refined), ``improved_fraction`` (band distance
+    shrank) and ``worse_fraction`` (true 3D pose error grew).
+    """
     kept = table[table["status"] == "kept"]
     before, after = kept["label_error_mm_initial"], kept["label_error_mm_refined"]
-    poses = {
+    medians = {
         f"{name}_median_{stage}": float(kept[f"{name}_{stage}"].median())
-        for name in ("pose_error_mm", "label_pose_error_mm", "fiducial_error_mm")
+        for name in (
+            "pose_error_mm",
+            "label_pose_error_mm",
+            "fiducial_error_mm",
+            "curve_offset_mm",
+            "curve_offset_abs_mm",
+        )
         for stage in ("initial", "refined")
         if f"{name}_{stage}" in kept
     }
     if "pose_error_mm_refined" in kept:
-        poses["pose_error_mm_max_refined"] = float(kept["pose_error_mm_refined"].max())
-    return poses | {
+        grown = kept["pose_error_mm_refined"] > kept["pose_error_mm_initial"]
+        medians["pose_error_mm_max_refined"] = float(
+            kept["pose_error_mm_refined"].max()
+        )
+        medians["worse_fraction"] = float(grown.mean())
+    return medians | {
         "label_error_mm_median_initial": float(before.median()),
         "label_error_mm_median_refined": float(after.median()),
         "label_error_mm_max_refined": float(after.max()),

@@ -24,29 +24,37 @@ class FeatureMaps:
 
     Attributes
     ----------
-    intensity : ndarray of shape (rows, cols), float32
-        Raw intensity in [0, 1] (Eq. 3).
     evidence : ndarray of shape (rows // f, cols // f), float32
         Bone evidence in [-1, 1] at ``f = factor`` times coarser pixels.
     factor : int
     """
 
-    intensity: np.ndarray
     evidence: np.ndarray
     factor: int
 
 
 def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
+    """Mean of each ``f x f`` block (float32), as a sum of ``f^2`` strided views.
+
+    Faster than a reshape and ``mean(axis=(1, 3))``, which walks the image in
+    small strided pieces.
+    """
     rows, cols = (s // f * f for s in image.shape)
-    return image[:rows, :cols].reshape(rows // f, f, cols // f, f).mean(axis=(1, 3))
+    acc = np.zeros((rows // f, cols // f), dtype=np.float32)
+    for i in range(f):
+        for j in range(f):
+            acc += image[i:rows:f, j:cols:f]
+    return acc / np.float32(f * f)
 
 
 def _mean_below(image: np.ndarray, start: int, stop: int) -> np.ndarray:
-    padded = np.concatenate([image, np.zeros((stop, image.shape[1]), image.dtype)])
-    csum = np.zeros((padded.shape[0] + 1, image.shape[1]), dtype=np.float32)
-    np.cumsum(padded, axis=0, out=csum[1:])
-    rows = np.arange(image.shape[0])
-    return (csum[rows + stop + 1] - csum[rows + start]) / (stop + 1 - start)
+    """Mean of rows ``start..stop`` below each pixel (rows past the image are 0)."""
+    rows = image.shape[0]
+    csum = np.zeros((rows + 1, image.shape[1]), dtype=np.float32)
+    np.cumsum(image, axis=0, out=csum[1:])
+    r = np.arange(rows)
+    top, bottom = np.minimum(r + start, rows), np.minimum(r + stop + 1, rows)
+    return (csum[bottom] - csum[top]) / (stop + 1 - start)
 
 
 def bone_evidence(image: np.ndarray, *, spacing_mm: float) -> np.ndarray:
@@ -65,7 +73,8 @@ def bone_evidence(image: np.ndarray, *, spacing_mm: float) -> np.ndarray:
         Pixel size of ``image`` along the columns (depth), mm.
     """
     smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0, mode="nearest")
-    lo, hi = np.percentile(smooth, [50.0, 99.5])
+    # Python floats keep the arithmetic in float32 (NumPy scalars would widen it)
+    lo, hi = (float(q) for q in np.percentile(smooth, [50.0, 99.5]))
     norm = np.clip((smooth - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     a, b = (int(round(w / spacing_mm)) for w in SHADOW_WINDOW_MM)
     contrast = norm - _mean_below(norm, a, b) - EVIDENCE_OFFSET
@@ -74,7 +83,6 @@ def bone_evidence(image: np.ndarray, *, spacing_mm: float) -> np.ndarray:
 
 def feature_maps(image: np.ndarray, *, spacing_mm) -> FeatureMaps:
     """Pre-process a uint8 frame into the maps the objectives sample."""
-    intensity = np.asarray(image, dtype=np.float32) / 255.0
-    coarse = _block_mean(intensity, DOWNSAMPLE)
+    coarse = _block_mean(np.asarray(image), DOWNSAMPLE) / np.float32(255.0)
     evidence = bone_evidence(coarse, spacing_mm=spacing_mm[1] * DOWNSAMPLE)
-    return FeatureMaps(intensity, evidence, DOWNSAMPLE)
+    return FeatureMaps(evidence, DOWNSAMPLE)

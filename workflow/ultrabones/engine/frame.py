@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from ..transforms import check_rigid, params_from_matrix
+from .confidence import FEATURES, confidence_score, frame_features
 from .features import feature_maps
 from .geometry import (
     fiducial_displacement_mm,
@@ -187,10 +188,7 @@ def _frame(image, ct_from_probe, model, calibration, params, rng, result, prior)
     image = _check_image(image, calibration.shape)
     geom = frame_geometry(result.pose_initial, calibration, calibration.shape)
     index, pts = _samples(model, geom, params)
-    normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
-    initial = render_label(
-        model, geom, np.zeros(6), pts, normals, gamma_mm=params.gamma_mm
-    )
+    initial = render_label(model, geom, np.zeros(6), gamma_mm=params.gamma_mm)
     search = _robust if params.objective == "robust" else _eq3
     ref = search(
         model, geom, index, pts, image, calibration, params, rng, initial.mask, prior
@@ -204,7 +202,7 @@ def _frame(image, ct_from_probe, model, calibration, params, rng, result, prior)
     result.objective_initial = ref.objective_initial
     result.objective_refined = ref.objective_refined
     result.evaluations = ref.evaluations
-    refined = render_label(model, geom, ref.eps, pts, normals, gamma_mm=params.gamma_mm)
+    refined = render_label(model, geom, ref.eps, gamma_mm=params.gamma_mm)
     return _masks(initial, refined, params)
 
 
@@ -264,7 +262,10 @@ def process_frame(
     Returns
     -------
     result : FrameResult
-        ``reason`` is ``"ok"`` when kept; masks are all False when rejected.
+        ``reason`` is ``"ok"`` when kept; masks are all False when rejected. Its
+        ``confidence`` scores the frame alone (reference evidence, no neighbours);
+        the sweep-level :func:`ultrabones.sweep.confidence_check` rescores it and
+        discards frames below ``params.min_confidence``.
     """
     params = params or EngineParams()
     rng = np.random.default_rng(np.random.SeedSequence([params.seed, int(seed)]))
@@ -274,6 +275,13 @@ def process_frame(
     try:
         computed = _frame(
             image, ct_from_probe, model, calibration, params, rng, result, prior
+        )
+        features = frame_features(
+            result, computed, model=model, calibration=calibration, params=params
+        )
+        result.confidence_features = np.array([features[k] for k in FEATURES])
+        result.confidence = float(
+            confidence_score(result.confidence_features, params.confidence_model)
         )
         reason = _validate(result, computed, params)
         masks = computed if reason == Reason.OK else masks

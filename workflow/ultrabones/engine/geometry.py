@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..transforms import (
@@ -19,8 +20,53 @@ __all__ = [
     "flat_directions",
     "frame_geometry",
     "plane_reach_mm",
+    "rigid_from_params",
     "select_samples",
 ]
+
+
+def rigid_from_params(params) -> np.ndarray:
+    """Build rigid transform(s) from ``(x, y, z, euler_x, euler_y, euler_z)``.
+
+    The same map as :func:`~ultrabones.transforms.matrix_from_params` (extrinsic
+    "xyz" in degrees: ``R = Rz Ry Rx``) in a numba loop: the refinement builds a
+    few hundred batches of transforms per frame, where scipy's ``Rotation`` costs
+    about 0.1 ms a call.
+
+    Parameters
+    ----------
+    params : ndarray of shape (..., 6)
+        Translation (mm), then Euler angles (deg).
+
+    Returns
+    -------
+    transform : ndarray of shape (..., 4, 4)
+    """
+    p = np.asarray(params, dtype=np.float64)
+    return _rigid_kernel(p.reshape(-1, 6)).reshape(p.shape[:-1] + (4, 4))
+
+
+@numba.njit(cache=True, nogil=True)
+def _rigid_kernel(p):
+    out = np.zeros((p.shape[0], 4, 4))
+    for i in range(p.shape[0]):
+        a = np.radians(p[i, 3:])
+        ca, cb, cc = np.cos(a[0]), np.cos(a[1]), np.cos(a[2])
+        sa, sb, sc = np.sin(a[0]), np.sin(a[1]), np.sin(a[2])
+        T = out[i]
+        T[0, 0], T[0, 1], T[0, 2] = (
+            cb * cc,
+            sa * sb * cc - ca * sc,
+            ca * sb * cc + sa * sc,
+        )
+        T[1, 0], T[1, 1], T[1, 2] = (
+            cb * sc,
+            sa * sb * sc + ca * cc,
+            ca * sb * sc - sa * cc,
+        )
+        T[2, 0], T[2, 1], T[2, 2] = -sb, sa * cb, ca * cb
+        T[0, 3], T[1, 3], T[2, 3], T[3, 3] = p[i, 0], p[i, 1], p[i, 2], 1.0
+    return out
 
 
 def fiducial_displacement_mm(pose, eps, fiducials) -> np.ndarray:
@@ -45,8 +91,8 @@ def fiducial_displacement_mm(pose, eps, fiducials) -> np.ndarray:
 
 def fiducial_shifts(pose, eps, fiducials) -> np.ndarray:
     """Return ``T(pose + eps) F_i - T(pose) F_i`` (mm), shape (..., n, 3)."""
-    base = apply_rigid(matrix_from_params(pose), fiducials)
-    return apply_rigid(matrix_from_params(np.asarray(pose) + eps), fiducials) - base
+    base = apply_rigid(rigid_from_params(pose), fiducials)
+    return apply_rigid(rigid_from_params(np.asarray(pose) + eps), fiducials) - base
 
 
 def plane_reach_mm(pose, probe_from_image, extent_mm, *, bounds_mm, bounds_deg):
@@ -103,7 +149,7 @@ class FrameGeometry:
         transform : ndarray of shape (..., 4, 4)
             ``image(eps)_from_ct @ ct_from_image(0)``.
         """
-        ct_from_image = matrix_from_params(self.pose + eps) @ self.probe_from_image
+        ct_from_image = rigid_from_params(self.pose + eps) @ self.probe_from_image
         return invert_rigid(ct_from_image) @ self.ct_from_image
 
     def local_from_eps(self, eps, centre_mm) -> np.ndarray:
@@ -130,7 +176,7 @@ class FrameGeometry:
     def eps_from_local(self, local, centre_mm) -> np.ndarray:
         """Inverse of :meth:`local_from_eps` (angles of the result near zero)."""
         pivot = _translation(centre_mm)
-        moved = pivot @ matrix_from_params(local) @ invert_rigid(pivot)
+        moved = pivot @ rigid_from_params(local) @ invert_rigid(pivot)
         ct_from_probe = self.ct_from_image @ moved @ invert_rigid(self.probe_from_image)
         eps = params_from_matrix(ct_from_probe) - self.pose
         eps[..., 3:] = (eps[..., 3:] + 180.0) % 360.0 - 180.0
@@ -154,13 +200,41 @@ def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio):
         Orthonormal (in local mm/deg units) directions with eigenvalue below
         ``ratio`` times the largest; ``k`` may be 0.
     """
-    arm = (points - centre_mm) * (np.pi / 180.0)
-    A = np.concatenate([normals, np.cross(arm, normals)], axis=1)
-    w = weights * np.exp(-0.5 * (points[:, 2] / sigma_mm) ** 2)
-    if not w.sum() > 0:
+    info, total = _information(
+        np.asarray(points, np.float64),
+        np.asarray(normals, np.float64),
+        np.asarray(weights, np.float64),
+        np.asarray(centre_mm, np.float64),
+        float(sigma_mm),
+    )
+    if not total > 0:
         return np.zeros((0, 6))
-    values, vectors = np.linalg.eigh((A * w[:, None]).T @ A)
+    values, vectors = np.linalg.eigh(info)
     return vectors[:, values < ratio * values.max()].T
+
+
+@numba.njit(cache=True, nogil=True)
+def _information(points, normals, weights, centre, sigma):
+    """Return ``A^T W A`` of :func:`flat_directions` and the sum of the weights."""
+    info = np.zeros((6, 6))
+    row = np.empty(6)
+    total = 0.0
+    scale = np.pi / 180.0
+    for k in range(points.shape[0]):
+        w = weights[k] * np.exp(-0.5 * (points[k, 2] / sigma) ** 2)
+        if w == 0.0:
+            continue
+        ax = (points[k, 0] - centre[0]) * scale
+        ay = (points[k, 1] - centre[1]) * scale
+        az = (points[k, 2] - centre[2]) * scale
+        nx, ny, nz = normals[k, 0], normals[k, 1], normals[k, 2]
+        row[0], row[1], row[2] = nx, ny, nz
+        row[3], row[4], row[5] = ay * nz - az * ny, az * nx - ax * nz, ax * ny - ay * nx
+        for i in range(6):
+            for j in range(6):
+                info[i, j] += w * row[i] * row[j]
+        total += w
+    return info, total
 
 
 def _translation(offset) -> np.ndarray:
@@ -176,20 +250,59 @@ def frame_geometry(pose, calibration, shape) -> FrameGeometry:
     )
 
 
-def _candidate_cells(model: SpecimenModel, geom: FrameGeometry, slab_mm: float):
-    centres = (model.cell_keys + 0.5) * CELL_MM
-    local = apply_rigid(geom.image_from_ct, centres)
-    half = CELL_MM * np.sqrt(3) / 2 + slab_mm
+def _candidate_cells(model: SpecimenModel, geom: FrameGeometry, slab_mm, margin_mm):
+    """Return the grid cells that may hold samples of :func:`select_samples`.
+
+    A cell is kept when its bounding sphere comes within ``slab_mm`` of the plane
+    and within ``margin_mm`` of the image rectangle in the plane.
+    """
+    local = apply_rigid(geom.image_from_ct, (model.cell_keys + 0.5) * CELL_MM)
+    radius = CELL_MM * np.sqrt(3) / 2
+    lo = -(margin_mm + radius)
     w, h = geom.extent_mm
-    near = (np.abs(local[:, 2]) <= half) & (local[:, 0] >= -half)
-    near &= (
-        (local[:, 0] <= w + half) & (local[:, 1] >= -half) & (local[:, 1] <= h + half)
-    )
+    near = np.abs(local[:, 2]) <= slab_mm + radius
+    near &= (local[:, 0] >= lo) & (local[:, 0] <= w - lo)
+    near &= (local[:, 1] >= lo) & (local[:, 1] <= h - lo)
     return np.flatnonzero(near)
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_in_cells(points, cell_start, cells, T, box):
+    """Map the samples of ``cells`` by ``T``; keep those inside ``box``.
+
+    ``box`` is ``(slab, x_lo, x_hi, y_lo, y_hi)`` (mm, image frame). Returns the
+    kept indices (ascending, as the cells are) and their mapped points.
+    """
+    total = 0
+    for c in cells:
+        total += cell_start[c + 1] - cell_start[c]
+    index = np.empty(total, np.int64)
+    out = np.empty((total, 3))
+    n = 0
+    for c in cells:
+        for k in range(cell_start[c], cell_start[c + 1]):
+            x, y, z = points[k, 0], points[k, 1], points[k, 2]
+            qz = T[2, 0] * x + T[2, 1] * y + T[2, 2] * z + T[2, 3]
+            if abs(qz) > box[0]:
+                continue
+            qx = T[0, 0] * x + T[0, 1] * y + T[0, 2] * z + T[0, 3]
+            if qx < box[1] or qx > box[2]:
+                continue
+            qy = T[1, 0] * x + T[1, 1] * y + T[1, 2] * z + T[1, 3]
+            if qy < box[3] or qy > box[4]:
+                continue
+            index[n] = k
+            out[n, 0], out[n, 1], out[n, 2] = qx, qy, qz
+            n += 1
+    return index[:n], out[:n]
 
 
 def select_samples(model: SpecimenModel, geom: FrameGeometry, *, slab_mm, margin_mm):
     """Return the surface samples near the image plane, in initial-image mm.
+
+    Only the grid cells whose bounding spheres reach the selection are visited
+    (:func:`_candidate_cells`), so the cost follows the bone surface near the
+    plane, not the model's size; the result equals a test of every sample.
 
     Parameters
     ----------
@@ -203,20 +316,13 @@ def select_samples(model: SpecimenModel, geom: FrameGeometry, *, slab_mm, margin
     Returns
     -------
     index : ndarray of shape (k,), int64
-        Indices into ``model.points``.
+        Indices into ``model.points``, ascending.
     points_image : ndarray of shape (k, 3)
         Samples in the initial image frame (x along columns, y depth, z off-plane).
     """
-    cells = _candidate_cells(model, geom, slab_mm + margin_mm)
-    if cells.size == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 3))
-    starts, stops = model.cell_start[cells], model.cell_start[cells + 1]
-    index = np.concatenate(
-        [np.arange(a, b) for a, b in zip(starts, stops, strict=True)]
-    )
-    local = apply_rigid(geom.image_from_ct, model.points[index])
+    cells = _candidate_cells(model, geom, slab_mm, margin_mm)
     w, h = geom.extent_mm
-    keep = np.abs(local[:, 2]) <= slab_mm
-    keep &= (local[:, 0] >= -margin_mm) & (local[:, 0] <= w + margin_mm)
-    keep &= (local[:, 1] >= -margin_mm) & (local[:, 1] <= h + margin_mm)
-    return index[keep], local[keep]
+    box = np.array([slab_mm, -margin_mm, w + margin_mm, -margin_mm, h + margin_mm])
+    return _select_in_cells(
+        model.points, model.cell_start, cells, geom.image_from_ct, box
+    )

@@ -12,14 +12,39 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
-__all__ = ["SpecimenModel", "prepare_specimen", "sample_surface"]
+__all__ = ["SpecimenModel", "TriangleIndex", "prepare_specimen", "sample_surface"]
 
 log = logging.getLogger(__name__)
 
 #: Edge of the grid cells that bucket the surface samples (mm).
 CELL_MM = 4.0
+
+
+@dataclass(frozen=True)
+class TriangleIndex:
+    """The bones' triangles bucketed by the grid cell of their centroids.
+
+    Attributes
+    ----------
+    corners : ndarray of shape (t, 3, 3), float64
+        Corners of each triangle, CT mm, ordered by cell.
+    normals : ndarray of shape (t, 3), float64
+        Unit normals (right-hand winding; zero for degenerate triangles).
+    cell_keys : ndarray of shape (c, 3), int64
+    cell_start : ndarray of shape (c + 1,), int64
+        Triangles of bucket ``i`` are ``corners[cell_start[i]:cell_start[i + 1]]``.
+    radius_mm : float
+        Farthest any triangle's corner lies from its centroid.
+    """
+
+    corners: np.ndarray
+    normals: np.ndarray
+    cell_keys: np.ndarray
+    cell_start: np.ndarray
+    radius_mm: float
 
 
 @dataclass
@@ -61,16 +86,24 @@ class SpecimenModel:
     spacing_mm: float
     density_per_mm2: float
     _scene: object = field(default=None, repr=False, compare=False)
+    _triangles: object = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):
-        """Drop the open3d scene when pickled (Dask workers rebuild it)."""
+        """Drop the open3d scene and the triangle index when pickled (Dask workers
+        rebuild them)."""
         state = dict(self.__dict__)
-        state["_scene"] = None
+        state["_scene"] = state["_triangles"] = None
         return state
 
     def __post_init__(self):
         """Cache the centre of the samples' box: the float32 scene is built there."""
         self.origin = 0.5 * (self.points.min(axis=0) + self.points.max(axis=0))
+
+    def triangles(self) -> TriangleIndex:
+        """Return (building once) the triangles of all bones, bucketed by cell."""
+        if self._triangles is None:
+            self._triangles = _triangle_index(self)
+        return self._triangles
 
     def scene(self):
         """Return (building once) the open3d raycasting scene of all bones."""
@@ -107,6 +140,21 @@ def _build_scene(model: SpecimenModel):
     return scene
 
 
+def _triangle_index(model: SpecimenModel) -> TriangleIndex:
+    corners = np.concatenate(
+        [model.vertices[n][model.faces[n]] for n in model.bone_names]
+    )
+    centroid = corners.mean(axis=1)
+    radius = float(np.linalg.norm(corners - centroid[:, None], axis=2).max())
+    origin, size = _cell_layout(model.vertices)
+    order, keys, start = _bucket(_cell_codes(centroid, origin, size), origin, size)
+    corners = corners[order]
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    norm = np.linalg.norm(cross, axis=1, keepdims=True)
+    normals = np.divide(cross, norm, out=np.zeros_like(cross), where=norm > 0)
+    return TriangleIndex(corners, normals, keys, start, radius)
+
+
 def _check_mesh(name: str, vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -124,25 +172,50 @@ def _check_mesh(name: str, vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     return v, f
 
 
-def _barycentric_grid(n: int) -> np.ndarray:
-    """Centroids of the ``n^2`` similar sub-triangles (a midpoint rule).
+def _subdivision(vertices, faces, spacing_mm):
+    """Per triangle: first corner, edges, unit normal, area and subdivision ``k``."""
+    tri = vertices[faces]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    cross = np.cross(e1, e2)
+    norm = np.linalg.norm(cross, axis=1, keepdims=True)
+    normal = np.divide(cross, norm, out=np.zeros_like(cross), where=norm > 0)
+    longest = np.linalg.norm(
+        np.stack([e1, e2, tri[:, 2] - tri[:, 1]], axis=1), axis=2
+    ).max(axis=1)
+    k = np.maximum(1, np.ceil(longest / spacing_mm)).astype(np.int64)
+    return tri[:, 0], e1, e2, normal, 0.5 * norm[:, 0], k
 
-    Centroids, not corners: corners on shared edges would be counted by both
-    triangles and make the sample density (and the objective) lumpy along the
-    mesh's edges, which the refinement then follows.
+
+@numba.njit(cache=True, nogil=True)
+def _fill_samples(v0, e1, e2, normal, area, k, order, slots, points, normals, weights):
+    """Write the sub-triangle centroids of the triangles ``order`` into ``slots``.
+
+    Triangle ``t`` is split into ``k[t]^2`` similar sub-triangles: the "up" ones
+    (barycentric ``((i, j) + 1/3) / k``, ``i + j <= k - 1``), then the "down" ones
+    (``+ 2/3``, ``i + j <= k - 2``), ``i`` outer. Sample ``s`` of that sequence goes
+    to row ``slots[s]`` of the outputs. Centroids, not corners: corners on shared
+    edges would be counted by both triangles and make the sample density (and the
+    objective) lumpy along the mesh's edges, which the refinement then follows.
     """
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    up = i + j <= n - 1
-    down = i + j <= n - 2
-    return np.concatenate(
-        [
-            np.stack([i[up], j[up]], axis=1) + 1 / 3,
-            np.stack([i[down], j[down]], axis=1) + 2 / 3,
-        ]
-    ) / float(n)
+    s = 0
+    for t in order:
+        n = k[t]
+        w = area[t] / (n * n)
+        for third, last in ((1.0 / 3.0, n - 1), (2.0 / 3.0, n - 2)):
+            for i in range(n):
+                for j in range(n):
+                    if i + j > last:
+                        continue
+                    a, b = (i + third) / n, (j + third) / n
+                    row = slots[s]
+                    for d in range(3):
+                        points[row, d] = v0[t, d] + a * e1[t, d] + b * e2[t, d]
+                        normals[row, d] = normal[t, d]
+                    weights[row] = w
+                    s += 1
 
 
-def sample_surface(vertices, faces, *, spacing_mm: float):
+def sample_surface(vertices, faces, *, spacing_mm: float, slots=None, out=None):
     """Sample a triangle mesh so that every surface point is near a sample.
 
     Parameters
@@ -153,6 +226,11 @@ def sample_surface(vertices, faces, *, spacing_mm: float):
         Each triangle is split into ``k^2`` similar triangles with edges no longer
         than this; their centroids are the samples (covering radius <= 2/3
         spacing), each standing for an equal share of the triangle's area.
+        Triangles are taken by ascending ``k`` (stable).
+    slots : ndarray of shape (p,), int64, optional
+        Row of ``out`` for each sample (default: ``0..p-1``).
+    out : (points, normals, weights), optional
+        Arrays to write into (any float dtypes), e.g. rows of a larger model.
 
     Returns
     -------
@@ -163,42 +241,50 @@ def sample_surface(vertices, faces, *, spacing_mm: float):
         Surface area each sample stands for (its triangle's area over its count),
         mm^2, so sums over samples are area integrals.
     """
-    tri = vertices[faces]
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    cross = np.cross(e1, e2)
-    norm = np.linalg.norm(cross, axis=1, keepdims=True)
-    normal = np.divide(cross, norm, out=np.zeros_like(cross), where=norm > 0)
-    longest = np.linalg.norm(
-        np.stack([e1, e2, tri[:, 2] - tri[:, 1]], axis=1), axis=2
-    ).max(axis=1)
-    k = np.maximum(1, np.ceil(longest / spacing_mm)).astype(np.int64)
-    points, normals, weights = [], [], []
-    area = 0.5 * norm[:, 0]
-    for n in np.unique(k):
-        sel = np.flatnonzero(k == n)
-        ab = _barycentric_grid(int(n))
-        p = (
-            tri[sel, None, 0]
-            + ab[None, :, :1] * e1[sel, None]
-            + ab[None, :, 1:] * (e2[sel, None])
-        )
-        points.append(p.reshape(-1, 3))
-        normals.append(np.repeat(normal[sel], ab.shape[0], axis=0))
-        weights.append(np.repeat(area[sel] / ab.shape[0], ab.shape[0]))
-    return np.concatenate(points), np.concatenate(normals), np.concatenate(weights)
+    v0, e1, e2, normal, area, k = _subdivision(
+        np.asarray(vertices, np.float64), np.asarray(faces, np.int64), spacing_mm
+    )
+    count = int((k * k).sum())
+    if out is None:
+        out = (np.empty((count, 3)), np.empty((count, 3)), np.empty(count))
+    slots = np.arange(count) if slots is None else slots
+    order = np.argsort(k, kind="stable")
+    _fill_samples(v0, e1, e2, normal, area, k, order, slots, *out)
+    return out
 
 
-def _bucket(points: np.ndarray):
-    keys = np.floor(points / CELL_MM).astype(np.int64)
-    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
-    sorted_keys = keys[order]
-    change = np.r_[True, np.any(np.diff(sorted_keys, axis=0) != 0, axis=1)]
-    start = np.r_[np.flatnonzero(change), keys.shape[0]].astype(np.int64)
-    return order, sorted_keys[change], start
+def _cell_layout(vertices: dict):
+    """Origin and size (cells) of a grid of ``CELL_MM`` cells around all vertices."""
+    lo = np.min([np.floor(v.min(axis=0) / CELL_MM) for v in vertices.values()], axis=0)
+    hi = np.max([np.floor(v.max(axis=0) / CELL_MM) for v in vertices.values()], axis=0)
+    return lo.astype(np.int64), (hi - lo + 1).astype(np.int64)
+
+
+def _cell_codes(points, origin, size) -> np.ndarray:
+    """One int64 per point that sorts like its cell ``floor(point / CELL_MM)``."""
+    key = np.floor(points / CELL_MM).astype(np.int64) - origin
+    return (key[:, 0] * size[1] + key[:, 1]) * size[2] + key[:, 2]
+
+
+def _bucket(codes, origin, size):
+    """Order of the samples by cell, the cells' keys and their first samples."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    change = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
+    start = np.r_[np.flatnonzero(change), codes.shape[0]].astype(np.int64)
+    cell = sorted_codes[change]
+    keys = np.stack(
+        [cell // (size[1] * size[2]), cell // size[2] % size[1], cell % size[2]], 1
+    )
+    return order, keys + origin, start
 
 
 def prepare_specimen(bones: dict, *, params=None) -> SpecimenModel:
     """Build the per-specimen model from bone meshes.
+
+    The samples are made twice, bone by bone: once for their cells (to sort
+    them), once straight into their sorted rows, so that the model's arrays are
+    the only full-size ones held (peak memory).
 
     Parameters
     ----------
@@ -222,32 +308,44 @@ def prepare_specimen(bones: dict, *, params=None) -> SpecimenModel:
     if not bones:
         raise ValueError("bones must hold at least one mesh, got none")
     names = tuple(sorted(bones))
-    verts, faces, pts, nrm, wts, idx = {}, {}, [], [], [], []
-    for i, name in enumerate(names):
-        verts[name], faces[name] = _check_mesh(name, *bones[name])
-        p, n, w = sample_surface(
-            verts[name], faces[name], spacing_mm=params.sample_spacing_mm
+    meshes = {name: _check_mesh(name, *bones[name]) for name in names}
+    spacing = params.sample_spacing_mm
+    origin, size = _cell_layout({n: v for n, (v, _) in meshes.items()})
+    codes = [
+        _cell_codes(sample_surface(v, f, spacing_mm=spacing)[0], origin, size)
+        for v, f in meshes.values()
+    ]
+    counts = [c.size for c in codes]
+    order, keys, start = _bucket(np.concatenate(codes), origin, size)
+    del codes
+    total = order.size
+    row = np.empty_like(order)
+    row[order] = np.arange(total)
+    del order
+    points, normals = np.empty((total, 3)), np.empty((total, 3), np.float32)
+    weights, bone_index = np.empty(total, np.float32), np.empty(total, np.int16)
+    first = 0
+    for i, (v, f) in enumerate(meshes.values()):
+        slots = row[first : first + counts[i]]
+        sample_surface(
+            v, f, spacing_mm=spacing, slots=slots, out=(points, normals, weights)
         )
-        pts.append(p)
-        wts.append(w)
-        nrm.append(n)
-        idx.append(np.full(p.shape[0], i, dtype=np.int16))
-    points = np.concatenate(pts)
-    area = sum(_area(verts[n], faces[n]) for n in names)
-    order, keys, start = _bucket(points)
-    log.info("specimen model: %d bones, %d surface samples", len(names), len(order))
+        bone_index[slots] = i
+        first += counts[i]
+    area = sum(_area(v, f) for v, f in meshes.values())
+    log.info("specimen model: %d bones, %d surface samples", len(names), total)
     return SpecimenModel(
         names,
-        verts,
-        faces,
-        points[order],
-        np.concatenate(nrm)[order].astype(np.float32),
-        np.concatenate(wts)[order].astype(np.float32),
-        np.concatenate(idx)[order],
+        {n: v for n, (v, _) in meshes.items()},
+        {n: f for n, (_, f) in meshes.items()},
+        points,
+        normals,
+        weights,
+        bone_index,
         keys,
         start,
-        float(params.sample_spacing_mm),
-        float(points.shape[0] / area) if area > 0 else 0.0,
+        float(spacing),
+        float(total / area) if area > 0 else 0.0,
     )
 
 

@@ -90,9 +90,17 @@ class RobustObjective(_Base):
         fiducials,
     ):
         super().__init__(geom, fiducials, lam)
-        self.points = np.asarray(points_image0, dtype=np.float64)
-        self.weights = np.asarray(weights, dtype=np.float64)
-        self.normals = np.asarray(normals_image0, dtype=np.float64)
+        # ordered by distance to the initial plane: a pose then only visits the
+        # contiguous run of samples its plane can reach (see ``_evidence_sums``)
+        order = np.argsort(np.asarray(points_image0)[:, 2], kind="stable")
+        self.points = np.asarray(points_image0, dtype=np.float64)[order]
+        self.weights = np.asarray(weights, dtype=np.float64)[order]
+        self.normals = np.asarray(normals_image0, dtype=np.float64)[order]
+        # box of the samples: centre (x, y), half-widths about it, and max |z|
+        pts = self.points if len(order) else np.zeros((1, 3))
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        self.box = np.r_[(lo[:2] + hi[:2]) / 2, (hi[:2] - lo[:2]) / 2, 0.0]
+        self.box[4] = np.abs(pts[:, 2]).max()
         self.evidence, self.factor = evidence, int(factor)
         self.sigma = float(sigma_mm)
         self.scale = 1.0 / (self.sigma * np.sqrt(2 * np.pi))
@@ -112,19 +120,32 @@ class RobustObjective(_Base):
             grid,
             self.sigma,
             -EVIDENCE_OFFSET,
+            self.box,
         )
         return out * self.scale
 
 
 @numba.njit(cache=True, nogil=True)
-def _evidence_sums(T, points, normals, weights, evidence, grid, sigma, outside):
-    """Sum Gaussian- and slope-weighted bilinear evidence over points per transform."""
+def _evidence_sums(T, points, normals, weights, evidence, grid, sigma, outside, box):
+    """Sum Gaussian- and slope-weighted bilinear evidence over points per transform.
+
+    ``points`` are sorted by z; ``box`` is ``(cx, cy, hx, hy, hz)``: every point
+    has ``|x - cx| <= hx``, ``|y - cy| <= hy``, ``|z| <= hz``. A transform moves a
+    point's z by at most ``|T20| hx + |T21| hy + |T22 - 1| hz + |T20 cx + T21 cy +
+    T23|``, so only the run of points whose z lies within that of the cut can
+    contribute.
+    """
     rows, cols = evidence.shape
     out = np.zeros(T.shape[0])
     cut = 3.0 * sigma
     for s in range(T.shape[0]):
+        shift = abs(T[s, 2, 0]) * box[2] + abs(T[s, 2, 1]) * box[3]
+        shift += abs(T[s, 2, 2] - 1.0) * box[4]
+        shift += abs(T[s, 2, 0] * box[0] + T[s, 2, 1] * box[1] + T[s, 2, 3])
+        lo = np.searchsorted(points[:, 2], -cut - shift, side="left")
+        hi = np.searchsorted(points[:, 2], cut + shift, side="right")
         acc = 0.0
-        for k in range(points.shape[0]):
+        for k in range(lo, hi):
             x, y, z = points[k, 0], points[k, 1], points[k, 2]
             qz = T[s, 2, 0] * x + T[s, 2, 1] * y + T[s, 2, 2] * z + T[s, 2, 3]
             if abs(qz) > cut:

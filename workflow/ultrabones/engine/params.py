@@ -11,6 +11,12 @@ __all__ = ["OBJECTIVES", "EngineParams", "FrameResult", "MASK_NAMES"]
 #: Objectives the refinement can maximise (see ``docs/engine.md``).
 OBJECTIVES = ("robust", "eq3")
 
+#: Default confidence model: intercept and the coefficients of the standardised
+#: ``evidence_per_mm``, ``inside_fraction``, ``at_bound``, ``neighbour_mm`` (per mm),
+#: fitted on 194 simulated frames of 9 cohorts with injected failures
+#: (``docs/results/confidence.md``).
+CONFIDENCE_MODEL = (3.437, 1.746, 1.255, 0.0, -0.867)
+
 #: Mask names of a frame, in store order.
 MASK_NAMES = ("full_initial", "full_refined", "shadow", "oblique", "label")
 
@@ -52,6 +58,15 @@ class EngineParams:
     warm_start_frames : int
         Pilot frames of a sweep refined first; their median correction seeds every
         frame's search (``engine.warm``). 0: every frame alone, as in the paper.
+    min_confidence : float
+        Frames whose sweep-level confidence (``sweep.confidence_check``) is below
+        this are discarded (``low_confidence``). 0 keeps every frame the other
+        rules keep.
+    confidence_model : tuple of 5 float
+        Logistic model of the confidence: intercept, then the coefficients of the
+        standardised ``evidence_per_mm`` (>= 0), ``inside_fraction`` (>= 0),
+        ``at_bound`` (<= 0) and ``neighbour_mm`` (<= 0, per mm); fitted on the
+        simulator (``docs/results/confidence.md``).
     seed : int
         Base seed; ``process_frame`` combines it with the frame seed.
     """
@@ -72,6 +87,8 @@ class EngineParams:
     coarse_points: int = 1500
     reject_at_bound: bool = False
     warm_start_frames: int = 12
+    min_confidence: float = 0.5
+    confidence_model: tuple = CONFIDENCE_MODEL
     seed: int = 0
 
     def __post_init__(self):
@@ -89,10 +106,40 @@ class EngineParams:
             )
         if self.lam < 0 or self.bounds_deg < 0 or self.bounds_mm < 0:
             raise ValueError("lam, bounds_deg and bounds_mm must be >= 0")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(
+                f"min_confidence must be in [0, 1], got {self.min_confidence}"
+            )
+        _check_model(self.confidence_model)
+        object.__setattr__(
+            self, "confidence_model", tuple(float(b) for b in self.confidence_model)
+        )
 
     def to_dict(self) -> dict:
-        """Return the parameters as a plain dict (for store attrs and JSON)."""
-        return asdict(self)
+        """Return the parameters as a plain dict (for store attrs and JSON).
+
+        Tuples become lists, so the dict equals its own JSON round trip (the
+        resumable work folder compares plans that way).
+        """
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+        }
+
+
+def _check_model(model) -> None:
+    """Check the confidence model's length and the signs that keep it monotone."""
+    from .confidence import SIGNS
+
+    if len(model) != 1 + len(SIGNS):
+        raise ValueError(
+            f"confidence_model must have {1 + len(SIGNS)} values, got {len(model)}"
+        )
+    wrong = [i for i, s in enumerate(SIGNS, 1) if float(model[i]) * s < 0]
+    if wrong:
+        raise ValueError(
+            f"confidence_model coefficients {wrong} have the wrong sign "
+            f"(expected signs {SIGNS}), got {tuple(model)}"
+        )
 
 
 def _empty_masks(shape) -> dict:
@@ -115,6 +162,12 @@ class FrameResult:
         Objective at the initial and the refined pose (NaN when not evaluated).
     evaluations : int
         Objective evaluations used.
+    confidence : float
+        Estimated probability that the label is right, in (0, 1), of the frame
+        alone (``engine.confidence``); NaN when the frame was not refined.
+    confidence_features : ndarray of shape (4,)
+        The features of ``engine.confidence.FEATURES`` (``neighbour_mm`` 0);
+        NaN when the frame was not refined.
     masks : dict of str to ndarray of shape (rows, cols), bool
         ``full_initial``, ``full_refined``, ``shadow``, ``oblique``, ``label``;
         all False when the frame is rejected.
@@ -127,6 +180,8 @@ class FrameResult:
     objective_initial: float = float("nan")
     objective_refined: float = float("nan")
     evaluations: int = 0
+    confidence: float = float("nan")
+    confidence_features: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))
     masks: dict = field(default_factory=dict)
 
     @property

@@ -21,6 +21,9 @@ class Reason(enum.StrEnum):
     #: The refined pose lies on the edge of the search box (only with the engine's
     #: ``reject_at_bound`` option): the best correction may lie outside it.
     CORRECTION_AT_BOUND = "correction_at_bound"
+    #: The frame's sweep-level confidence (``engine.confidence``) is below the
+    #: engine's ``min_confidence``: the label is more likely wrong than right.
+    LOW_CONFIDENCE = "low_confidence"
     #: No bone surface near the image plane at the initial pose.
     NO_BONE_IN_VIEW = "no_bone_in_view"
     #: Too few pixels in the CT/image intersection to refine reliably.

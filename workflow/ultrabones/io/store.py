@@ -28,8 +28,10 @@ import xarray as xr
 __all__ = [
     "WorkInProgress",
     "open_store",
+    "clear_frames",
     "open_work",
     "write_region",
+    "write_variables",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,25 @@ def write_region(store: str | Path, frames: slice, chunk: xr.Dataset) -> None:
     group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
     for name, var in chunk.data_vars.items():
         group[name][frames] = var.values
+
+
+def write_variables(store: str | Path, values: dict) -> None:
+    """Overwrite whole per-frame variables (``name -> array``, frames first)."""
+    import zarr
+
+    group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
+    for name, array in values.items():
+        group[name][...] = array
+
+
+def clear_frames(store: str | Path, frames, names) -> None:
+    """Set variables ``names`` of the frames at indices ``frames`` to 0."""
+    import zarr
+
+    group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
+    for name in names:
+        for i in frames:
+            group[name][int(i)] = 0
 
 
 def _write_json_atomic(path: Path, doc) -> None:
