@@ -176,6 +176,21 @@ def bones_folder(wildcards, input):
     return input.bones
 
 
+def engine_options():
+    """The engine section as ``--key value ...`` options, each value shell-quoted."""
+    words = []
+    for key, value in config["engine"].items():
+        values = value if isinstance(value, list) else [value]
+        words += [f"--{key.replace('_', '-')}", *(shlex.quote(str(v)) for v in values)]
+    return " ".join(words)
+
+
+def scheduler_option():
+    """``--scheduler ADDRESS`` (quoted) when a running Dask scheduler is configured."""
+    address = config["label"]["scheduler"]
+    return f"--scheduler {shlex.quote(address)}" if address else ""
+
+
 def first_sweep():
     """Wildcards of the sheet's first sweep (the lambda selection samples it)."""
     return SimpleNamespace(**SWEEPS.iloc[0][["specimen", "sweep"]].to_dict())

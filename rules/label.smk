@@ -18,22 +18,15 @@ rule label_sweep:
         mem_mb=config["label"]["mem_mb"],
         runtime=config["label"]["runtime"],
     params:
-        engine=" ".join(
-            f"--{k.replace('_', '-')} "
-            + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
-            for k, v in config["engine"].items()
-        ),
+        engine=engine_options(),
         chunk_frames=config["label"]["chunk_frames"],
         max_failed=config["label"]["max_failed_fraction"],
-        scheduler=(
-            f"--scheduler {config['label']['scheduler']}"
-            if config["label"]["scheduler"]
-            else ""
-        ),
+        scheduler=scheduler_option(),
         config_hash=config_hash("input", "calibrate", "register", "poses", "engine"),
     shell:
-        "ultrabones label-sweep {input.record} --model {input.model}"
-        " --specimen {wildcards.specimen} --sweep {wildcards.sweep} {params.engine}"
-        " --chunk-frames {params.chunk_frames} --max-failed-fraction {params.max_failed}"
-        " --threads {threads} {params.scheduler} --config-hash {params.config_hash}"
-        " --out {output.store} > {log} 2>&1"
+        "ultrabones label-sweep {input.record:q} --model {input.model:q}"
+        " --specimen {wildcards.specimen:q} --sweep {wildcards.sweep:q} {params.engine}"
+        " --chunk-frames {params.chunk_frames:q}"
+        " --max-failed-fraction {params.max_failed:q} --threads {threads}"
+        " {params.scheduler} --config-hash {params.config_hash:q}"
+        " --out {output.store:q} > {log:q} 2>&1"

@@ -144,3 +144,11 @@ def test_snakefile_parses_without_the_package(workdir, tmp_path):
     proc = snakemake(workdir, "-n", "--cores", "2", env=env)
     assert proc.returncode == 0, proc.stderr
     assert job_counts(proc.stdout)["label_sweep"] == 4
+
+
+def test_scheduler_address_reaches_the_shell_quoted(workdir):
+    extra = write_config(workdir, {"label": {"scheduler": "tcp://h:8786;touch PWNED"}})
+    target = "results/label/S01/tibia-1.zarr"
+    proc = snakemake(workdir, "-n", "-p", target, "--cores", "1", "--configfile", extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "--scheduler 'tcp://h:8786;touch PWNED'" in proc.stdout

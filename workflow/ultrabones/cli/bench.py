@@ -35,6 +35,11 @@ def add_parser(sub) -> None:
     p.add_argument("--lam", type=float, help="fiducial penalty weight (per mm)")
     p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
     p.add_argument(
+        "--review",
+        help="folder for corrections.png (correction and confidence along the sweep) "
+        "and lowest_confidence.png (the 12 refined frames of least confidence)",
+    )
+    p.add_argument(
         "--reject-at-bound",
         action="store_true",
         help="also reject corrections that end on the search box's edge",
@@ -194,6 +199,7 @@ def _cohorts(args, preset, *, figure=True):
         summary |= summarise(table)
         if "label_error_mm_refined" in table:
             summary |= summarise_truth(table)
+            summary["confidence_auroc"] = _auroc(table)
         summary["cohorts"] = [r["summary"] for r in runs]
     if preset is not None:
         from ..simulate.presets import SOURCE_NAMES
@@ -389,4 +395,37 @@ def _bench(args, root, seed, *, first) -> dict:
     summary["bones"] = sorted(record.bone_paths)
     if args.figure and first:
         _figure(args.figure, record, rows, results)
+    if args.review and first:
+        _review(args.review, record, model, params, prior, table)
     return {"summary": summary, "table": table.assign(seed=seed)}
+
+
+def _review(folder, record, model, params, prior, table) -> None:
+    """Write the sweep timeline and the 12 least confident refined frames."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..engine.bench import run_frames
+    from ..engine.figures import contour_grid, sweep_timeline
+    from ..io.png import read_png
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_timeline(table).savefig(out / "corrections.png", dpi=110)
+    low = table[np.isfinite(table["confidence"])].nsmallest(12, "confidence")
+    stamps = record.poses["timestamp"].to_numpy()
+    rows = np.flatnonzero(np.isin(stamps, low["timestamp"].to_numpy()))
+    # Refined again with the same prior and seeds: the same results, now with masks.
+    again, results = run_frames(
+        _frames(record, rows), model, record.calibration, params, prior=prior
+    )
+    by_stamp = low.set_index("timestamp")
+    titles = [
+        f"{s} {by_stamp.at[s, 'reason']} conf {by_stamp.at[s, 'confidence']:.2f} "
+        f"{by_stamp.at[s, 'fiducial_correction_mm']:.2f} mm"
+        for s in again["timestamp"]
+    ]
+    images = [read_png(record.image_path(s)) for s in again["timestamp"]]
+    fig = contour_grid(images, results, list(again["timestamp"]), titles=titles)
+    fig.savefig(out / "lowest_confidence.png", dpi=90)

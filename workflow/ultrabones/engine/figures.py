@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["contour_grid", "lambda_figure"]
+__all__ = ["contour_grid", "lambda_figure", "sweep_timeline"]
 
 
-def contour_grid(images, results, stamps, *, columns: int = 4):
-    """Return a grid of frames with initial (red) and refined (green) full labels."""
+def contour_grid(images, results, stamps, *, columns: int = 4, titles=None):
+    """Return a grid of frames with initial (red) and refined (green) full labels.
+
+    ``titles`` (one string per frame) replaces the default title (timestamp, reason,
+    correction).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,8 +23,13 @@ def contour_grid(images, results, stamps, *, columns: int = 4):
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows))
     for ax in np.ravel(axes):
         ax.axis("off")
-    for ax, image, res, stamp in zip(
-        np.ravel(axes), images, results, stamps, strict=False
+    if titles is None:
+        titles = [
+            f"{stamp} {res.reason} {res.fiducial_correction_mm:.2f} mm"
+            for res, stamp in zip(results, stamps, strict=True)
+        ]
+    for ax, image, res, title in zip(
+        np.ravel(axes), images, results, titles, strict=False
     ):
         rgb = np.repeat(image[..., None], 3, axis=2).astype(np.uint8)
         rgb[res.masks["full_initial"]] = (255, 40, 40)
@@ -28,10 +37,47 @@ def contour_grid(images, results, stamps, *, columns: int = 4):
         both = res.masks["full_initial"] & res.masks["full_refined"]
         rgb[both] = (255, 255, 0)
         ax.imshow(rgb)
-        ax.set_title(
-            f"{stamp} {res.reason} {res.fiducial_correction_mm:.2f} mm", fontsize=8
-        )
+        ax.set_title(title, fontsize=8)
     fig.suptitle("red: initial, green: refined, yellow: both (full labels)")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_timeline(table):
+    """Return the correction and the confidence of a sweep's frames along time.
+
+    ``table`` is a bench table (``timestamp``, pose and refined pose columns,
+    ``fiducial_correction_mm``, ``confidence``, ``reason``). The top panel shows
+    each translation component of the correction (mm), the middle one the mean
+    fiducial correction, the bottom one the confidence; discarded frames are
+    crosses.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..transforms import POSE_COLUMNS
+
+    t = table.sort_values("timestamp")
+    s = (t["timestamp"] - t["timestamp"].iloc[0]).to_numpy() / 1000.0
+    kept = (t["reason"] == "ok").to_numpy()
+    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+    for col in POSE_COLUMNS[:3]:
+        eps = t[f"{col}_refined"].to_numpy() - t[col].to_numpy()
+        axes[0].plot(s, eps, ".-", ms=3, lw=0.6, label=f"d{col}")
+    axes[0].set_ylabel("correction (mm)")
+    axes[0].legend(fontsize=7, ncol=3)
+    for ax, col, label in (
+        (axes[1], "fiducial_correction_mm", "fiducial correction (mm)"),
+        (axes[2], "confidence", "confidence"),
+    ):
+        v = t[col].to_numpy()
+        ax.plot(s[kept], v[kept], ".", ms=4, label="kept")
+        ax.plot(s[~kept], v[~kept], "x", color="C3", ms=5, label="discarded")
+        ax.set_ylabel(label)
+    axes[2].legend(fontsize=7)
+    axes[2].set_xlabel("time since the first frame (s)")
     fig.tight_layout()
     return fig
 
