@@ -17,6 +17,9 @@ from ultrabones.transforms import invert_rigid, matrix_from_params
 CT_FROM_SPECIMEN = matrix_from_params([10.0, 20.0, 30.0, 5.0, -10.0, 15.0])
 STAMPS = np.arange(0, 2001, 17)
 
+#: A rigid probe marker (the calibration reader refuses fewer than three spheres).
+MARKER_MM = np.array([[0.0, 0, 50], [30, 0, 50], [0, 30, 50]])
+
 
 def _probe_stream(visible=None):
     # Constant-velocity translation and rotation about z: exact under slerp + lerp.
@@ -98,7 +101,7 @@ def _sweep(tmp_path, *, tracker_rows=None):
     if tracker_rows is not None:
         with open(sweep / "tracker.csv", "a") as fh:
             fh.write(tracker_rows)
-    cal = Calibration(np.eye(4), (0.1, 0.1), (6, 4), np.zeros((4, 3)), {"dt_ms": -50.0})
+    cal = Calibration(np.eye(4), (0.1, 0.1), (6, 4), MARKER_MM, {"dt_ms": -50.0})
     write_calibration(tmp_path / "cal.yaml", cal)
     write_registration(tmp_path / "reg.json", CT_FROM_SPECIMEN, {})
     return sweep
@@ -207,7 +210,7 @@ def _real_like_record(tmp_path, rows):
     (root / "CT_models").mkdir()
     (root / "CT_models" / "Fibula.stl").write_bytes(b"")
     write_png(root / "UltrasoundImages" / "10.png", np.zeros((4, 6), np.uint8))
-    cal = Calibration(np.eye(4), (0.1, 0.1), (6, 4), np.zeros((4, 3)))
+    cal = Calibration(np.eye(4), (0.1, 0.1), (6, 4), MARKER_MM)
     write_calibration(root / "calibration.yaml", cal)
     header = "timestamp,space_factor,x,y,z,euler_x,euler_y,euler_z\n"
     (root / "sweep_initial.csv").write_text(header + rows)
