@@ -32,6 +32,8 @@ import numpy as np
 from ..transforms import apply_rigid
 from .geometry import fiducial_displacement_mm, frame_geometry
 from .model import CELL_MM
+from .params import CONFIDENCE_FEATURES as FEATURES
+from .params import CONFIDENCE_SIGNS as SIGNS
 from .refine import at_bound
 
 __all__ = [
@@ -48,10 +50,6 @@ __all__ = [
     "sweep_confidence",
 ]
 
-#: Feature names, in the order of the coefficients after the intercept.
-FEATURES = ("evidence_per_mm", "inside_fraction", "at_bound", "neighbour_mm")
-#: Sign each coefficient must have (the model is monotone in every feature).
-SIGNS = (1.0, 1.0, -1.0, -1.0)
 #: Surface samples whose normal points towards the transducer (image -y) by more
 #: than this face the probe (as in the robust objective).
 FACING_MIN = 0.1

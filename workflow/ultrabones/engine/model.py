@@ -122,7 +122,7 @@ class SpecimenModel:
         """Read a model written by :meth:`save`."""
         from ..io.model import read_specimen_model
 
-        return read_specimen_model(path)
+        return cls(**read_specimen_model(path))
 
 
 def _build_scene(model: SpecimenModel):

@@ -6,6 +6,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+#: Confidence features (``engine.confidence``), in the order of the coefficients of
+#: ``EngineParams.confidence_model`` after the intercept; kept here, the ground floor
+#: of the engine, so the parameters can check the model without importing it.
+CONFIDENCE_FEATURES = ("evidence_per_mm", "inside_fraction", "at_bound", "neighbour_mm")
+#: Sign each coefficient must have (the model is monotone in every feature).
+CONFIDENCE_SIGNS = (1.0, 1.0, -1.0, -1.0)
+
 __all__ = ["OBJECTIVES", "EngineParams", "FrameResult", "MASK_NAMES"]
 
 #: Objectives the refinement can maximise (see ``docs/engine.md``).
@@ -128,17 +135,16 @@ class EngineParams:
 
 def _check_model(model) -> None:
     """Check the confidence model's length and the signs that keep it monotone."""
-    from .confidence import SIGNS
-
-    if len(model) != 1 + len(SIGNS):
+    if len(model) != 1 + len(CONFIDENCE_SIGNS):
         raise ValueError(
-            f"confidence_model must have {1 + len(SIGNS)} values, got {len(model)}"
+            f"confidence_model must have {1 + len(CONFIDENCE_SIGNS)} values, "
+            f"got {len(model)}"
         )
-    wrong = [i for i, s in enumerate(SIGNS, 1) if float(model[i]) * s < 0]
+    wrong = [i for i, s in enumerate(CONFIDENCE_SIGNS, 1) if float(model[i]) * s < 0]
     if wrong:
         raise ValueError(
             f"confidence_model coefficients {wrong} have the wrong sign "
-            f"(expected signs {SIGNS}), got {tuple(model)}"
+            f"(expected signs {CONFIDENCE_SIGNS}), got {tuple(model)}"
         )
 
 

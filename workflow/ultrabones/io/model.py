@@ -50,16 +50,17 @@ def _load(path: Path, name: str) -> np.ndarray:
         raise InputDataError(f"{path / (name + '.npy')}: cannot read ({err})") from err
 
 
-def read_specimen_model(path: str | Path):
+def read_specimen_model(path: str | Path) -> dict:
     """Read a model folder written by :func:`write_specimen_model`.
+
+    Returns the keyword arguments of ``engine.model.SpecimenModel`` (io stays below
+    the engine: ``SpecimenModel.load`` builds the model from them).
 
     Raises
     ------
     InputDataError
         If ``model.json`` or an array is missing or of another format.
     """
-    from ..engine.model import SpecimenModel
-
     path = Path(path)
     try:
         doc = json.loads((path / "model.json").read_text())
@@ -72,7 +73,7 @@ def read_specimen_model(path: str | Path):
         )
     names = tuple(doc["bone_names"])
     arrays = {name: _load(path, name) for name in _ARRAYS}
-    return SpecimenModel(
+    return dict(
         bone_names=names,
         vertices={b: _load(path, f"mesh_{b}_vertices") for b in names},
         faces={b: _load(path, f"mesh_{b}_faces") for b in names},
