@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bench_fixtures import SHAPE, SPACING, calibration
 
 from ultrabones.engine import FrameResult
 from ultrabones.engine.bench import (
@@ -13,7 +14,6 @@ from ultrabones.engine.bench import (
     pose_errors,
     summarise_truth,
 )
-from ultrabones.io.calibration import Calibration
 from ultrabones.transforms import (
     apply_rigid,
     invert_rigid,
@@ -21,18 +21,6 @@ from ultrabones.transforms import (
     params_from_matrix,
     points_image_from_rc,
 )
-
-SPACING = (0.1, 0.2)
-SHAPE = (80, 120)  # rows, cols: 16 x 12 mm
-
-
-def calibration():
-    return Calibration(
-        probe_from_image=matrix_from_params([1.0, -2.0, 3.0, 10.0, -5.0, 30.0]),
-        pixel_spacing_mm=SPACING,
-        image_size_px=(SHAPE[1], SHAPE[0]),
-        probe_marker_fiducials_mm=np.array([[0, 0, 50.0], [30, 0, 50.0]]),
-    )
 
 
 def test_grid_covers_the_image_evenly():
