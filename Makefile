@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.setup-done
+MODEL_STAMP := $(VENV)/.setup-model-done
 # open3d's shared libraries, by soname, with the package that ships each on Debian/Ubuntu
 # and on RHEL-like systems (soname:debian:rhel).
 SYSTEM_LIBS := libGL.so.1:libgl1:mesa-libGL libEGL.so.1:libegl1:mesa-libEGL \
@@ -13,17 +14,27 @@ SYSTEM_LIBS := libGL.so.1:libgl1:mesa-libGL libEGL.so.1:libegl1:mesa-libEGL \
 export PATH := $(abspath $(BIN)):$(PATH)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup system-libs run run-real report test lint pytest test-slurm clean
+.PHONY: setup setup-model system-libs browser run run-real report test lint pytest test-slurm clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-libs
+	@$(MAKE) --no-print-directory browser
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
 	$(BIN)/python -c "import open3d, zarr, xarray, numba, snakemake"
 	touch $(STAMP)
+
+# The model extra (torch, segmentation-models-pytorch; issue 11): about 5.5 GB, 1-2 min
+# from this machine's disk. `make pytest` needs it so the model tests run, not skip.
+setup-model: $(MODEL_STAMP)
+
+$(MODEL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[workflow,dev,model]'
+	$(BIN)/python -c "import torch, segmentation_models_pytorch"
+	touch $(MODEL_STAMP)
 
 # open3d links these. Found with ldconfig (any distribution); when one is missing,
 # install it if we may (root with apt-get or dnf), else name the packages.
@@ -45,6 +56,18 @@ system-libs:
 	  echo "  RHEL/Rocky/Alma: dnf install$$rhel"; exit 1; \
 	fi
 
+# Headless Chromium for the audit pages' browser test (tests/test_workflow_run.py).
+# Optional: without root and apt-get, say so and go on (the test then skips).
+browser:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (audit page browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "chromium not installed; the audit page browser test will skip"; \
+	else \
+	  echo "chromium missing (needs root with apt-get); the audit page browser test will skip"; \
+	fi
+
 # The whole workflow on the embedded default (the tiny simulated cohort); ARGS adds
 # Snakemake options, e.g. ARGS="--configfile my.yaml".
 run: setup
@@ -64,8 +87,10 @@ lint: setup
 	$(BIN)/snakefmt --check Snakefile rules
 	$(SNAKEMAKE) --lint
 
-pytest: setup
-	$(BIN)/pytest -q
+# Two workers, one test file each at a time: the tiny workflow's run, the SLURM run
+# and the unit tests overlap (pytest-xdist).
+pytest: setup setup-model
+	$(BIN)/pytest -q -n $(CORES) --dist loadfile --durations=20
 
 # The SLURM test alone (also part of `make test`; skips without root or with real SLURM).
 test-slurm: setup

@@ -29,12 +29,14 @@ include: "rules/register.smk"
 include: "rules/label.smk"
 include: "rules/qc.smk"
 include: "rules/export.smk"
+include: "rules/model.smk"
 
 
 # Bookkeeping jobs of seconds: on a cluster they run on the submitting node.
 localrules:
     all,
     plot_release_qa,
+    audit_release_index,
     write_manifest,
 
 

@@ -8,6 +8,12 @@ if SIMULATED and is_activated("calibrate"):
             recording="results/simulate/recording/{recording}",
         output:
             calibration="results/calibrate/{recording}/calibration.yaml",
+            error_curve=report(
+                "results/calibrate/{recording}/error_curve.png",
+                caption="../report/audit_error_curve.rst",
+                category="Calibration",
+                labels={"recording": "{recording}"},
+            ),
         log:
             "logs/calibrate_probe/{recording}.log",
         benchmark:

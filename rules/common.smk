@@ -220,6 +220,8 @@ def release_files():
         "results/release/splits.csv",
         "results/release/reject_statistics.csv",
         "results/release/README.md",
+        "results/release/croissant.json",
+        "results/release/CITATION.cff",
         "results/release/qa/discard_rate.png",
     ]
     files += per_sweep("results/release/qa/{specimen}/{sweep}/overlays.png")
@@ -230,13 +232,20 @@ def release_files():
         ]
     if is_activated("release/export_public"):
         files += per_sweep("results/release/public/{specimen}/{sweep}")
+    if is_activated("release/export_published"):
+        files.append("results/release/published")
+    if is_activated("release/export_nnunet"):
+        files.append("results/release/nnunet")
     return files
 
 
 def get_final_output():
-    """Targets of the default rule: the release with its manifest, and QC scores."""
+    """Targets of the default rule: the release, its manifest and audit pages, QC."""
     targets = ["results/release/manifest.sha256", "results/qc/otsu.json"]
+    targets.append("results/release/audit/index.html")
     targets += per_sweep("results/qc/audit/{specimen}/{sweep}")
     if SIMULATED:
         targets += per_sweep("results/qc/evaluate/{specimen}/{sweep}")
+    if is_activated("model"):
+        targets.append("results/release/model/scores.json")
     return targets

@@ -68,7 +68,14 @@ rule audit_sweep:
         store="results/label/{specimen}/{sweep}.zarr",
         bones=get_specimen_bones,
     output:
-        audit=directory("results/qc/audit/{specimen}/{sweep}"),
+        audit=report(
+            directory("results/qc/audit/{specimen}/{sweep}"),
+            patterns=["audit_{name}.png"],
+            caption="../report/audit_frames.rst",
+            category="Audit",
+            subcategory="{specimen}",
+            labels={"sweep": "{sweep}", "figure": "audit_{name}"},
+        ),
     log:
         "logs/audit_sweep/{specimen}/{sweep}.log",
     benchmark:
@@ -121,7 +128,14 @@ if SIMULATED:
             store="results/label/{specimen}/{sweep}.zarr",
             sweep="results/simulate/sweep/{specimen}/{sweep}",
         output:
-            scores=directory("results/qc/evaluate/{specimen}/{sweep}"),
+            scores=report(
+                directory("results/qc/evaluate/{specimen}/{sweep}"),
+                patterns=["eval_{name}.png"],
+                caption="../report/audit_evaluation.rst",
+                category="Evaluation",
+                subcategory="{specimen}",
+                labels={"sweep": "{sweep}", "figure": "eval_{name}"},
+            ),
         log:
             "logs/evaluate_sweep/{specimen}/{sweep}.log",
         benchmark:
@@ -172,3 +186,63 @@ if is_activated("qc/select_lambda"):
             "ultrabones select-lambda {input.record:q} --model {input.model:q}"
             " --frames {params.frames:q} --seed {params.seed:q} {params.truth}"
             " --objective {params.objective:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule audit_sweep_page:
+    input:
+        store="results/label/{specimen}/{sweep}.zarr",
+    output:
+        page=report(
+            directory("results/release/audit/{specimen}/{sweep}"),
+            # the timeline only: a page folder (htmlindex) needs --report *.zip
+            patterns=["{figure,timeline}.png"],
+            caption="../report/audit_page.rst",
+            category="Audit pages",
+            subcategory="{specimen}",
+            labels={"sweep": "{sweep}", "figure": "{figure}"},
+        ),
+    log:
+        "logs/audit_sweep_page/{specimen}/{sweep}.log",
+    benchmark:
+        "benchmarks/audit_sweep_page/{specimen}/{sweep}.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        max_correction_mm=config["engine"]["max_correction_mm"],
+    shell:
+        "ultrabones audit-page {input.store:q} --max-correction-mm {params.max_correction_mm:q}"
+        " --out {output.page:q} > {log:q} 2>&1"
+
+
+rule audit_release_index:
+    input:
+        stats="results/release/reject_statistics.csv",
+        stores=per_sweep("results/label/{specimen}/{sweep}.zarr"),
+        pages=per_sweep("results/release/audit/{specimen}/{sweep}"),
+    output:
+        index=report(
+            "results/release/audit/index.html",
+            caption="../report/audit_index.rst",
+            category="Audit pages",
+        ),
+        script="results/release/audit/audit.js",
+        style="results/release/audit/audit.css",
+    log:
+        "logs/audit_release_index/release.log",
+    benchmark:
+        "benchmarks/audit_release_index/release.tsv"
+    conda:
+        "../envs/ultrabones.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        out=lambda wildcards, output: str(Path(output.index).parent),
+    shell:
+        "ultrabones audit-page {input.stores:q} --stats {input.stats:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workflow_helpers import BIN, REPO, WORKFLOW_FILES, copy_workflow, snakemake
@@ -67,6 +68,7 @@ def test_release_files_match_snapshot(finished):
         if f.startswith("results/release/")
         and "/labels/" not in f
         and "/public/" not in f
+        and "/audit/" not in f  # one thumbnail a frame: test_each_sweep_has_...
     ]
     expected = (CASE / "release_files.txt").read_text().split()
     assert files == expected
@@ -180,3 +182,115 @@ def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_pat
     )
     assert "resuming" in logs
     assert comparable(workdir) == comparable(finished)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def audit_page_path(workdir: Path, specimen: str = "", sweep: str = "") -> Path:
+    return workdir / "results" / "release" / "audit" / specimen / sweep / "index.html"
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium; skip the test when it is not installed."""
+    if CHROMIUM is None:
+        pytest.skip(
+            "chromium not found on PATH (make setup installs Debian's chromium "
+            "when run as root with apt-get)"
+        )
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def page_rows(dom: str) -> list[tuple[str, str, bool]]:
+    """(status, reason, shown) of each frame row of a sweep page's DOM."""
+    found = re.findall(
+        r'<tr data-status="(\w+)" data-reason="(\w+)"( hidden="")?>', dom
+    )
+    return [(status, reason, not hidden) for status, reason, hidden in found]
+
+
+def sweep_stores(workdir: Path):
+    from ultrabones.io.store import open_store
+    from ultrabones.store import as_str
+
+    for store in sorted((workdir / "results" / "label").glob("*/*.zarr")):
+        ds = open_store(store)
+        yield store.parent.name, store.stem, as_str(ds["reason"].values)
+
+
+def test_each_sweep_has_its_audit_page(finished):
+    import pandas as pd
+
+    stats = pd.read_csv(finished / "results" / "release" / "reject_statistics.csv")
+    index = audit_page_path(finished).read_text()
+    for row in stats.itertuples():
+        page = audit_page_path(finished, row.specimen, row.sweep)
+        assert f'<a href="{row.specimen}/{row.sweep}/index.html">' in index
+        assert len(page_rows(page.read_text())) == row.rows
+        assert len(list((page.parent / "thumbs").glob("*.png"))) == row.frames
+        assert (page.parent / "timeline.png").is_file()
+
+
+def test_audit_pages_in_chromium_list_every_frame_and_filter_by_reason(finished):
+    for specimen, sweep, reasons in sweep_stores(finished):
+        url = audit_page_path(finished, specimen, sweep).as_uri()
+        rows = page_rows(chromium("--dump-dom", url).stdout)
+        assert [r for _, r, shown in rows if shown] == list(reasons)
+        values, counts = np.unique(reasons, return_counts=True)
+        reason = values[np.argmin(counts)]  # the rarest: a filter that hides most
+        rows = page_rows(chromium("--dump-dom", f"{url}?reason={reason}").stdout)
+        assert len(rows) == len(reasons)
+        assert [r for _, r, shown in rows if shown] == [reason] * counts.min()
+
+
+def test_audit_page_screenshot_is_not_blank(finished, tmp_path):
+    from PIL import Image
+
+    specimen, sweep, _ = next(sweep_stores(finished))
+    shot = tmp_path / "page.png"
+    url = audit_page_path(finished, specimen, sweep).as_uri()
+    chromium(
+        "--hide-scrollbars",
+        "--window-size=1280,1400",
+        "--virtual-time-budget=5000",
+        f"--screenshot={shot}",
+        url,
+    )
+    with Image.open(shot) as im:
+        colours = np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)
+    assert len(colours) > 50
+
+
+def test_validate_command_passes_on_the_release(finished):
+    proc = subprocess.run(
+        [str(BIN / "ultrabones"), "validate", "results/release"],
+        cwd=finished,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_exports_validate_against_kept_frames(finished):
+    import pandas as pd
+
+    release = finished / "results" / "release"
+    kept = int(pd.read_csv(release / "reject_statistics.csv")["kept"].sum())
+    (dataset,) = (release / "nnunet").glob("Dataset*")
+    meta = json.loads((dataset / "dataset.json").read_text())
+    assert meta["numTraining"] + len(list((dataset / "imagesTs").glob("*.png"))) == kept
+    tracking = (release / "published").glob("*/ultrasound_records/*/*/tracking.csv")
+    assert sum(len(pd.read_csv(t)) for t in tracking) == kept
+
+
+def test_stores_validate_against_their_chunk_digests(finished):
+    from ultrabones.io.store import DIGESTS, verify_store
+
+    for store in sorted((finished / "results" / "label").glob("*/*.zarr")):
+        verify_store(store)
+        specimen, sweep = store.parent.name, store.name.removesuffix(".zarr")
+        verified = finished / "results" / "verify" / specimen / f"{sweep}.sha256"
+        assert verified.read_text() == (store / DIGESTS).read_text()

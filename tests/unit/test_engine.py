@@ -100,7 +100,10 @@ def test_shadow_is_lower_arc_below_upper_arc():
 
 def test_incidence_angle_of_known_normals():
     normals = np.array([[0, -1, 0], [1, 0, 0], [1, -1, 0], [0, 0, 1], [0, -1, 5]])
-    np.testing.assert_allclose(incidence_deg(normals), [0, 90, 45, 90, 0], atol=1e-9)
+    # the 3D angle: a normal tilted out of the plane is oblique (78.7 deg), though
+    # its in-plane projection faces the beam
+    expected = [0, 90, 45, 90, np.degrees(np.arccos(1 / np.sqrt(26)))]
+    np.testing.assert_allclose(incidence_deg(normals), expected, atol=1e-9)
 
 
 def test_oblique_pixels_are_the_ring_flanks(cyl_model):
@@ -189,8 +192,11 @@ def ring_image(cyl_shift=(0.0, 0.0)):
     return img.astype(np.uint8)
 
 
-def refine_ring(model, start, *, image=None, **params):
-    """Refine the ring image from pose parameters ``start`` (a weak, quick search)."""
+def refine_ring(model, start, *, image=None, search_start=None, **params):
+    """Refine the ring image from pose parameters ``start`` (a weak, quick search).
+
+    ``search_start``: ``process_frame``'s ``start`` (pass two of the sweep mode).
+    """
     return process_frame(
         ring_image() if image is None else image,
         matrix_from_params(start),
@@ -198,6 +204,7 @@ def refine_ring(model, start, *, image=None, **params):
         calibration=calibration(),
         params=EngineParams(lam=0.5, coarse_points=400, **params),
         seed=3,
+        start=search_start,
     )
 
 

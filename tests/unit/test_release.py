@@ -5,18 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ultrabones.engine.reasons import DISCARD_REASONS
+from ultrabones.engine.reasons import DISCARD_REASONS, Reason
 from ultrabones.errors import ConfigError
 from ultrabones.release import (
+    anatomy_of,
+    citation_cff,
     dataset_card,
+    grouped_folds,
     manifest_text,
+    nnunet_dataset_json,
     public_table,
+    published_folders,
+    reason_descriptions,
     reject_statistics,
     split_counts,
     split_specimens,
     sweep_statistics,
+    tracking_table,
 )
 from ultrabones.store import status_of, template_dataset
+from ultrabones.transforms import POSE_COLUMNS
 
 PAPER = {"train": 10, "val": 1, "test": 3}
 
@@ -117,3 +125,105 @@ def test_dataset_card_states_counts():
     splits = split_specimens(["S01"], mode="proportions", sizes=PAPER, seed=0)
     card = dataset_card(stats, splits, attrs={"gamma_mm": 0.3})
     assert "kept: 2" in card and "gamma_mm: 0.3" in card
+
+
+def cases(specimens, sweeps=("tibia-1",)):
+    import pandas as pd
+
+    rows = [(f"{s}_{w}_{t}", s, w) for s in specimens for w in sweeps for t in range(3)]
+    return pd.DataFrame(rows, columns=["case", "specimen", "sweep"])
+
+
+def test_folds_never_split_a_specimen():
+    folds, grouping = grouped_folds(cases(["S01", "S02", "S03"], ("a-1", "b-1")))
+    assert grouping == "specimen" and len(folds) == 3
+    for fold in folds:
+        train = {c.split("_")[0] for c in fold["train"]}
+        assert not train & {c.split("_")[0] for c in fold["val"]}
+        assert len(fold["train"]) + len(fold["val"]) == 18
+
+
+def test_folds_are_five_at_most():
+    folds, _ = grouped_folds(cases([f"S{i:02d}" for i in range(1, 9)]))
+    assert len(folds) == 5
+
+
+def test_folds_group_by_sweep_when_one_specimen():
+    folds, grouping = grouped_folds(cases(["S01"], ("tibia-1", "fibula-1")))
+    assert grouping == "sweep" and len(folds) == 2
+    assert {c.rsplit("_", 1)[0] for c in folds[0]["val"]} == {"S01_fibula-1"}
+
+
+def test_folds_need_two_groups():
+    with pytest.raises(ValueError, match="at least two sweeps"):
+        grouped_folds(cases(["S01"]))
+
+
+def test_nnunet_dataset_json_names_the_png_format():
+    doc = nnunet_dataset_json(7, fold_groups="specimen")
+    assert doc["file_ending"] == ".png" and doc["numTraining"] == 7
+    assert doc["labels"] == {"background": 0, "bone": 1}
+    assert doc["channel_names"] == {"0": "ultrasound"}
+
+
+def test_tracking_table_has_initial_and_optimized_poses():
+    ds = make_ds(["ok", "no_bone_in_view", "ok"], [0.1, np.nan, 0.2])
+    table = tracking_table(ds, euler="xyz")
+    assert table.columns.tolist() == [
+        "timestamp",
+        *POSE_COLUMNS,
+        *(f"{c}_optimized" for c in POSE_COLUMNS),
+    ]
+    assert table["timestamp"].tolist() == [0, 20]
+    np.testing.assert_allclose(table["euler_z_optimized"], [0.5, 2.5])
+
+
+def test_tracking_table_re_expresses_angles_in_another_sequence():
+    from ultrabones.transforms import matrix_from_params
+
+    ds = make_ds(["ok"], [0.1])
+    ds["pose_initial"][:] = [[1, 2, 3, 10.0, 20.0, 30.0]]
+    table = tracking_table(ds, euler="ZYX")
+    from scipy.spatial.transform import Rotation
+
+    angles = table[["euler_x", "euler_y", "euler_z"]].to_numpy()
+    rebuilt = Rotation.from_euler("ZYX", angles, degrees=True).as_matrix()
+    np.testing.assert_allclose(
+        rebuilt[0], matrix_from_params([1, 2, 3, 10.0, 20.0, 30.0])[:3, :3], atol=1e-12
+    )
+
+
+def test_published_names():
+    assert published_folders(["S10", "S02"]) == {
+        "S02": "specimen01",
+        "S10": "specimen02",
+    }
+    assert [anatomy_of(s) for s in ("fibula-2", "tibia", "a-b")] == [
+        "fibula",
+        "tibia",
+        "a-b",
+    ]
+
+
+def test_every_reason_is_described_in_the_card():
+    described = reason_descriptions()
+    assert set(described) == {r.value for r in Reason}
+    assert all(described.values())
+    stats = reject_statistics([sweep_statistics(make_ds(["ok"], [0.1]))])
+    splits = split_specimens(["S01"], mode="proportions", sizes=PAPER, seed=0)
+    card = dataset_card(stats, splits, attrs={})
+    assert "| `low_confidence` | 4 | discarded |" in card
+    assert "## Label semantics" in card and "## Intended use" in card
+
+
+def test_citation_cff_is_yaml_with_the_paper():
+    import yaml
+
+    doc = yaml.safe_load(
+        citation_cff(
+            title="T", authors=["A B"], licence="CC-BY-4.0", version="1", url=""
+        )
+    )
+    assert doc["cff-version"] == "1.2.0" and doc["license"] == "CC-BY-4.0"
+    assert doc["authors"] == [{"name": "A B"}] and "url" not in doc
+    assert doc["references"][0]["title"].startswith("UltraBones100k")

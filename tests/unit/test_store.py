@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from ultrabones.errors import InputDataError
-from ultrabones.io.store import open_store, open_work
+from ultrabones.io.store import open_store, open_work, write_region
 from ultrabones.store import (
     chunk_dataset,
     chunk_slices,
@@ -166,7 +166,7 @@ def test_unwritten_chunk_fails_validation(tmp_path):
     work = new_store(tmp_path, tasks)
     work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
     with pytest.raises(InputDataError, match="unknown reason code"):
-        validate_store(xr.open_zarr(work.store, consolidated=False))
+        validate_store(open_store(work.store))
 
 
 def test_resume_keeps_completed_chunks_only(tmp_path):
@@ -174,8 +174,8 @@ def test_resume_keeps_completed_chunks_only(tmp_path):
     work = new_store(tmp_path, tasks)
     work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
     # a chunk written without its marker (killed mid-chunk) must not count as done
-    chunk_dataset(run_chunk(tasks[2:4], **kernel())).to_zarr(
-        work.store, region={"frame": slice(2, 4)}, consolidated=False
+    write_region(
+        work.store, slice(2, 4), chunk_dataset(run_chunk(tasks[2:4], **kernel()))
     )
     resumed = open_work(tmp_path / "out.zarr", {"plan": 1})
     assert resumed.created and resumed.completed() == {0}
@@ -271,3 +271,125 @@ def test_confidence_check_discards_the_outlier_and_resumes_the_same(tmp_path):
         assert int(ds["label"].values[0].sum()) == label[0].sum()
     assert work.load_sweep()["confidence_check"]["discarded"] == [4]
     validate_store(open_store(work.store).assign_attrs(ATTRS))
+
+
+def published(tmp_path, n=5):
+    """A published store of ``n`` frames (chunks of 2) and its path."""
+    tasks = make_tasks(tmp_path, n=n)
+    work = new_store(tmp_path, tasks)
+    for i, s in enumerate(chunk_slices(len(tasks), 2)):
+        work.write_chunk(i, s, chunk_dataset(run_chunk(tasks[s], **kernel())))
+    work.publish(ATTRS)
+    return tmp_path / "out.zarr"
+
+
+def test_flags_are_stored_as_cf_codes_and_read_as_strings(tmp_path):
+    import zarr
+
+    store = published(tmp_path)
+    raw = zarr.open_group(store, mode="r")["reason"]
+    meanings = raw.attrs["flag_meanings"].split()
+    assert raw.dtype == np.uint8 and raw.attrs["flag_values"] == list(range(14))
+    assert [meanings[c] for c in raw[:]] == [
+        "ok",
+        "correction_too_large",
+        "ok",
+        "no_image",
+        "ok",
+    ]
+    ds = open_store(store)
+    assert ds["status"].values.tolist() == [
+        "kept",
+        "discarded",
+        "kept",
+        "no_image",
+        "kept",
+    ]
+
+
+def test_encode_flags_rejects_an_unknown_code():
+    from ultrabones.store import encode_flags
+
+    with pytest.raises(ValueError, match="not in"):
+        encode_flags("reason", ["ok", "made_up"])
+
+
+def test_decode_flags_marks_codes_beyond_the_meanings():
+    from ultrabones.store import decode_flags
+
+    ds = xr.Dataset(
+        {
+            "status": (
+                "frame",
+                np.array([1, 9], np.uint8),
+                {"flag_meanings": "unset kept"},
+            )
+        }
+    )
+    assert decode_flags(ds)["status"].values.tolist() == ["kept", "invalid_code_9"]
+
+
+def test_published_store_verifies_with_every_chunk_stored(tmp_path):
+    from ultrabones.io.store import DIGESTS, verify_store
+
+    store = published(tmp_path)
+    verify_store(store)
+    # masks of frame 3 (no image) are all zero, and still stored
+    assert (store / "full_initial" / "c" / "1" / "0" / "0").is_file()
+    assert "label/c/2/0/0" in (store / DIGESTS).read_text()
+
+
+def flip_a_byte(chunk):
+    """Flip the bits of the middle byte of a chunk file."""
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_in_a_chunk_fail_verification(tmp_path):
+    from ultrabones.io.store import verify_store
+
+    store = published(tmp_path)
+    flip_a_byte(store / "image" / "c" / "1" / "0" / "0")
+    with pytest.raises(InputDataError, match="image/c/1/0/0: content does not match"):
+        verify_store(store)
+
+
+def test_flipped_bytes_fail_to_decode(tmp_path):
+    store = published(tmp_path)
+    flip_a_byte(store / "label" / "c" / "0" / "0" / "0")
+    with pytest.raises(Exception, match="(?i)checksum|crc"):
+        open_store(store)["label"].load()
+
+
+def test_deleted_chunk_fails_verification(tmp_path):
+    from ultrabones.io.store import verify_store
+
+    store = published(tmp_path)
+    (store / "image" / "c" / "0" / "0" / "0").unlink()
+    with pytest.raises(
+        InputDataError, match="out.zarr: store corrupted: image/c/0/0/0: missing"
+    ):
+        verify_store(store)
+
+
+def test_store_without_digests_fails_verification(tmp_path):
+    from ultrabones.io.store import DIGESTS, verify_store
+
+    store = published(tmp_path)
+    (store / DIGESTS).unlink()
+    with pytest.raises(InputDataError, match="no chunk digests"):
+        verify_store(store)
+
+
+def test_verify_store_command_removes_a_corrupted_store(tmp_path, capsys):
+    from ultrabones.cli import main
+
+    store = published(tmp_path)
+    out = tmp_path / "verified.sha256"
+    assert main(["verify-store", str(store), "--out", str(out)]) == 0
+    assert out.read_text() == (store / "chunks.sha256").read_text()
+    (store / "label" / "c" / "1" / "0" / "0").write_bytes(b"garbage")
+    args = ["verify-store", str(store), "--remove-corrupt", "--out", str(out)]
+    assert main(args) == 1
+    assert "label/c/1/0/0" in capsys.readouterr().err and not store.exists()

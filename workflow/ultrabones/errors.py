@@ -4,6 +4,7 @@ __all__ = [
     "CalibrationError",
     "ConfigError",
     "InputDataError",
+    "ParameterError",
     "RegistrationError",
     "UltrabonesError",
 ]
@@ -15,6 +16,13 @@ class UltrabonesError(Exception):
 
 class ConfigError(UltrabonesError):
     """A configuration value or option is wrong (names the key)."""
+
+
+class ParameterError(ConfigError, ValueError):
+    """A parameter dataclass got a bad value (names the parameter).
+
+    Also a ``ValueError``: the dataclasses are used as a library too.
+    """
 
 
 class InputDataError(UltrabonesError):

@@ -10,14 +10,25 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .engine.reasons import DISCARD_REASONS
+from .engine import reasons
+from .engine.reasons import DISCARD_REASONS, Reason
 from .errors import ConfigError
-from .store import as_str
-from .transforms import POSE_COLUMNS
+from .store import FLAGS, MASKS, as_str, status_of
+from .transforms import POSE_COLUMNS, matrix_from_params
 
 __all__ = [
     "SPLITS",
+    "anatomy_of",
+    "case_ids",
+    "citation_cff",
+    "croissant_metadata",
     "dataset_card",
+    "grouped_folds",
+    "kept_mask",
+    "nnunet_dataset_json",
+    "published_folders",
+    "reason_descriptions",
+    "tracking_table",
     "manifest_text",
     "public_table",
     "reject_statistics",
@@ -115,7 +126,7 @@ def public_table(ds: xr.Dataset) -> pd.DataFrame:
     Columns: ``timestamp``, ``space_factor``, the initial pose and the refined pose
     with suffix ``_optimized``, as the public UltraBones100k loader reads them.
     """
-    kept = as_str(ds["reason"].values) == "ok"
+    kept = kept_mask(ds)
     table = pd.DataFrame({"timestamp": ds["timestamp"].values[kept]})
     table["space_factor"] = float(ds.attrs["pixel_spacing_mm"][0])
     initial = ds["pose_initial"].values[kept]
@@ -156,10 +167,371 @@ def dataset_card(stats: pd.DataFrame, splits: pd.DataFrame, *, attrs: dict) -> s
         "## Parameters and versions",
         *(f"- {k}: {attrs[k]}" for k in sorted(attrs)),
         "",
-        "## Files",
-        "- `labels/<specimen>/<sweep>.zarr`: label stores (xarray.open_zarr, "
-        "consolidated=False)",
-        "- `splits.csv`, `reject_statistics.csv`, `qa/`, `public/` (the public "
-        "loader's layout), `manifest.sha256` (sha256sum -c)",
+        *_CARD_LABELS,
+        "",
+        "## Reason codes",
+        "Stored in `reason` as uint8 codes (CF `flag_values`/`flag_meanings`; 0 is "
+        "`unset`), read as strings by `ultrabones.io.store.open_store`.",
+        "",
+        "| code | value | status | meaning |",
+        "| --- | --- | --- | --- |",
+        *_reason_rows(),
+        "",
+        *_CARD_USE,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reason_rows() -> list[str]:
+    described = reason_descriptions()
+    return [
+        f"| `{r}` | {i} | {status_of(r)} | {described[r]} |"
+        for i, r in enumerate(FLAGS["reason"], start=1)
+    ]
+
+
+_CARD_LABELS = (
+    "## Label semantics",
+    "Masks are uint8 0/1 images of the frame (CF `flag_values`/`flag_meanings`):",
+    "- `full_initial`: the CT bone surface cut by the image plane at the tracked pose "
+    "(band of half-width `gamma_mm`).",
+    "- `full_refined`: the same cut at the refined pose, before any filtering.",
+    f"- `{MASKS[3]}`, `{MASKS[4]}`: the pixels of `full_refined` dropped as in the "
+    "acoustic shadow of bone nearer the probe, or seen at an incidence angle above "
+    "the bound.",
+    "- `label`: the final label, `full_refined` without `shadow` and `oblique`; use "
+    "it on kept frames (`status` kept) only.",
+)
+
+_CARD_USE = (
+    "## Loading",
+    "```python",
+    "from ultrabones.io.store import open_store  # decodes status/reason",
+    'ds = open_store("labels/S01/tibia-1.zarr")',
+    "import xarray as xr  # without ultrabones: reason holds the codes above",
+    'ds = xr.open_zarr("labels/S01/tibia-1.zarr", consolidated=False)',
+    'kept = ds["label"][ds["reason"] == 1]',
+    "```",
+    "PNG layouts (kept frames only): `public/<S>/<W>/UltrasoundImages/<ts>.png` with "
+    "`Label_partial_gradient/<ts>_label_partial_gradient.png` (0/255); "
+    "`published/specimenNN/ultrasound_records/<anatomy>/<W>/UltrasoundImages/<ts>.png`"
+    " with `Labels/<ts>_label.png` (0/255) and `tracking.csv`; "
+    "`nnunet/Dataset*/imagesTr/<case>_0000.png` with `labelsTr/<case>.png` (0/1):",
+    "```python",
+    "from PIL import Image; import numpy as np",
+    "label = np.asarray(Image.open(path)) > 0",
+    "```",
+    "",
+    "## Intended use",
+    "Training and evaluating bone-surface segmentation of tracked ultrasound; split "
+    "by specimen (never train and test on one specimen). Labels are automatic: "
+    "`confidence` estimates the chance that a kept frame's label is right. Not for "
+    "clinical use.",
+    "",
+    "## Files",
+    "- `labels/<specimen>/<sweep>.zarr`: label stores (xarray.open_zarr, "
+    "consolidated=False); `chunks.sha256` in each holds its chunks' digests",
+    "- `splits.csv`, `reject_statistics.csv`, `qa/`, `public/` (the public loader's "
+    "layout), `published/` (the authors' layout), `nnunet/` (nnU-Net v2 raw dataset), "
+    "`croissant.json` (Croissant 1.0), `CITATION.cff`, `manifest.sha256` "
+    "(sha256sum -c); `ultrabones validate .` checks all of it",
+)
+
+
+def kept_mask(ds: xr.Dataset) -> np.ndarray:
+    """Return the boolean mask of a store's kept frames (reason ``ok``)."""
+    return as_str(ds["reason"].values) == Reason.OK
+
+
+def case_ids(ds: xr.Dataset) -> list[str]:
+    """Return the nnU-Net case IDs of a store's kept frames: ``<S>_<W>_<ts>``."""
+    prefix = f"{ds['specimen'].values}_{ds['sweep'].values}"
+    return [f"{prefix}_{int(t)}" for t in ds["timestamp"].values[kept_mask(ds)]]
+
+
+def nnunet_dataset_json(n_training: int, *, fold_groups: str) -> dict:
+    """Return nnU-Net v2's ``dataset.json`` for grey PNG frames and bone labels.
+
+    ``fold_groups`` (``specimen`` or ``sweep``) is stated in the description.
+    """
+    return {
+        "channel_names": {"0": "ultrasound"},
+        "labels": {"background": 0, "bone": 1},
+        "numTraining": int(n_training),
+        "file_ending": ".png",
+        "overwrite_image_reader_writer": "NaturalImage2DIO",
+        "name": "ultrabones",
+        "description": "Bone labels of tracked ultrasound frames (kept frames of the "
+        "ultrabones release); imagesTs is the release's test split; splits_final.json "
+        f"folds group frames by {fold_groups}.",
+    }
+
+
+def grouped_folds(groups: pd.DataFrame, *, n_folds: int = 5) -> tuple[list[dict], str]:
+    """Return nnU-Net folds that never split a group, and the grouping used.
+
+    Parameters
+    ----------
+    groups : DataFrame
+        One row per training case: ``case``, ``specimen``, ``sweep``.
+    n_folds : int
+        Folds wanted; fewer when there are fewer groups.
+
+    Returns
+    -------
+    folds : list of dict
+        ``{"train": [...], "val": [...]}`` per fold, case IDs sorted.
+    grouping : str
+        ``specimen``; ``sweep`` when only one specimen is in train and val, so that
+        neighbouring frames of one sweep still never fall on both sides.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than two groups.
+    """
+    key = "specimen" if groups["specimen"].nunique() >= 2 else "sweep"
+    labels = (
+        groups["specimen"] + "/" + groups["sweep"] if key == "sweep" else groups[key]
+    )
+    names = sorted(labels.unique())
+    if len(names) < 2:
+        raise ValueError(f"folds need at least two {key}s, got {names}")
+    k = min(n_folds, len(names))
+    fold_of = {name: i % k for i, name in enumerate(names)}
+    fold = labels.map(fold_of).to_numpy()
+    cases = groups["case"].to_numpy()
+    folds = [
+        {
+            "train": sorted(cases[fold != i].tolist()),
+            "val": sorted(cases[fold == i].tolist()),
+        }
+        for i in range(k)
+    ]
+    return folds, key
+
+
+def tracking_table(ds: xr.Dataset, *, euler: str) -> pd.DataFrame:
+    """Return ``tracking.csv`` of the published layout: kept frames' poses.
+
+    Columns ``timestamp``, ``x y z euler_x euler_y euler_z`` (initial T_CT<-US) and
+    the same six with suffix ``_optimized`` (refined), angles as Euler ``euler``
+    (SciPy's convention: lower case extrinsic) in degrees, lengths in mm.
+    """
+    kept = kept_mask(ds)
+    table = pd.DataFrame({"timestamp": ds["timestamp"].values[kept]})
+    for suffix, name in (("", "pose_initial"), ("_optimized", "pose_refined")):
+        params = _euler_params(ds[name].values[kept], euler)
+        for i, col in enumerate(POSE_COLUMNS):
+            table[f"{col}{suffix}"] = params[:, i]
+    return table
+
+
+def _euler_params(params: np.ndarray, euler: str) -> np.ndarray:
+    """Re-express our pose parameters (extrinsic xyz, deg) with Euler ``euler``."""
+    from scipy.spatial.transform import Rotation
+
+    if not len(params):
+        return params.reshape(0, 6)
+    rotation = Rotation.from_matrix(matrix_from_params(params)[:, :3, :3])
+    return np.column_stack([params[:, :3], rotation.as_euler(euler, degrees=True)])
+
+
+def published_folders(specimens) -> dict:
+    """Return specimen ID -> ``specimenNN`` folder, numbered in sorted ID order.
+
+    >>> published_folders(["S02", "S01"])
+    {'S01': 'specimen01', 'S02': 'specimen02'}
+    """
+    return {s: f"specimen{i:02d}" for i, s in enumerate(sorted(specimens), start=1)}
+
+
+def anatomy_of(sweep: str) -> str:
+    """Return the anatomy of a sweep ID: its name without a ``-<n>`` suffix.
+
+    >>> anatomy_of("tibia-1"), anatomy_of("femur")
+    ('tibia', 'femur')
+    """
+    head, _, tail = sweep.rpartition("-")
+    return head if head and tail.isdigit() else sweep
+
+
+def reason_descriptions() -> dict:
+    """Return reason code -> its ``#:`` comment in ``engine/reasons.py`` (one line).
+
+    The comments are the codes' documentation; reading them keeps the dataset card
+    and the code from drifting apart.
+    """
+    import inspect
+    import re
+
+    found, comment = {}, []
+    for line in inspect.getsource(reasons).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            comment.append(text[2:].strip())
+        elif match := re.fullmatch(r'[A-Z_]+ = "([a-z_]+)"', text):
+            found[match.group(1)] = " ".join(comment) or "the frame is kept"
+            comment = []
+    return {r.value: found.get(r.value, "") for r in Reason}
+
+
+#: The paper whose method the release reproduces (CITATION.cff ``references``).
+PAPER = {
+    "type": "article",
+    "title": "UltraBones100k: A reliable automated labeling method and large-scale "
+    "dataset for ultrasound-based bone surface extraction",
+    "authors": [{"family-names": "Wu", "given-names": "Luohong"}, {"name": "et al."}],
+    "year": 2025,
+}
+
+
+def citation_cff(*, title: str, authors, licence: str, version: str, url: str) -> str:
+    """Return ``CITATION.cff`` (CFF 1.2.0) of the release; ``authors`` are names."""
+    import yaml
+
+    doc = {
+        "cff-version": "1.2.0",
+        "message": "If you use this dataset, please cite it as below.",
+        "type": "dataset",
+        "title": title,
+        "authors": [{"name": a} for a in authors],
+        "license": licence,
+        "version": version,
+        **({"url": url} if url else {}),
+        "references": [PAPER],
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def croissant_metadata(
+    *, title: str, licence: str, url: str, version: str, files: dict
+) -> dict:
+    """Return the release's Croissant 1.0 JSON-LD description.
+
+    Parameters
+    ----------
+    title, licence, url, version : str
+        Dataset name, SPDX licence, home page ("" for none) and version (the
+        package's).
+    files : dict
+        Relative path -> SHA-256 of ``splits.csv`` and ``reject_statistics.csv``.
+
+    Notes
+    -----
+    Record sets: ``splits`` (specimen -> split) and ``sweeps`` (the reject statistics,
+    one row per sweep). The stores and PNG layouts are described as file sets.
+    """
+    return {
+        "@context": _CROISSANT_CONTEXT,
+        "@type": "sc:Dataset",
+        "conformsTo": "http://mlcommons.org/croissant/1.0",
+        "name": title,
+        "description": "Bone labels of tracked ultrasound frames made by the "
+        "ultrabones workflow (see README.md).",
+        "license": f"https://spdx.org/licenses/{licence}.html",
+        **({"url": url} if url else {}),
+        "version": version,
+        "citeAs": "see CITATION.cff",
+        "distribution": [
+            *(_file_object(path, digest) for path, digest in sorted(files.items())),
+            _file_set("label-stores", "labels/*/*.zarr/**", "application/x-zarr"),
+            _file_set("png-frames", "published/**/*.png", "image/png"),
+        ],
+        "recordSet": [
+            _record_set(
+                "splits", "splits.csv", {"specimen": "sc:Text", "split": "sc:Text"}
+            ),
+            _record_set(
+                "sweeps",
+                "reject_statistics.csv",
+                {
+                    "specimen": "sc:Text",
+                    "sweep": "sc:Text",
+                    "rows": "sc:Integer",
+                    "kept": "sc:Integer",
+                    "discarded": "sc:Integer",
+                },
+            ),
+        ],
+    }
+
+
+def _file_object(path: str, digest: str) -> dict:
+    return {
+        "@type": "cr:FileObject",
+        "@id": path,
+        "name": path,
+        "contentUrl": path,
+        "encodingFormat": "text/csv",
+        "sha256": digest,
+    }
+
+
+def _file_set(name: str, includes: str, encoding: str) -> dict:
+    return {
+        "@type": "cr:FileSet",
+        "@id": name,
+        "name": name,
+        "includes": includes,
+        "encodingFormat": encoding,
+    }
+
+
+def _record_set(name: str, path: str, fields: dict) -> dict:
+    return {
+        "@type": "cr:RecordSet",
+        "@id": name,
+        "name": name,
+        "field": [
+            {
+                "@type": "cr:Field",
+                "@id": f"{name}/{col}",
+                "name": col,
+                "dataType": kind,
+                "source": {"fileObject": {"@id": path}, "extract": {"column": col}},
+            }
+            for col, kind in fields.items()
+        ],
+    }
+
+
+#: The Croissant 1.0 JSON-LD context (the specification's, unchanged).
+_CROISSANT_CONTEXT = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}

@@ -6,8 +6,14 @@ Dimensions ``frame``, ``y`` (image rows), ``x`` (image columns), ``pose`` (6:
 ``x y z euler_x euler_y euler_z``), ``stage`` (``initial refined``) and ``feature``
 (the confidence features, ``engine.confidence.FEATURES``). Variables are
 chunked along ``frame`` only (``chunk_frames`` frames a chunk, whole images per chunk)
-and compressed (zstd; see :func:`encoding`). Masks are uint8 0/1 with CF
-``flag_values``/``flag_meanings``. Writing goes through :mod:`ultrabones.io.store`.
+and compressed with checksummed codecs (see :func:`encoding`). Masks are uint8 0/1
+with CF ``flag_values``/``flag_meanings``.
+
+``status`` and ``reason`` are stored as uint8 codes with CF ``flag_values`` and
+``flag_meanings`` (:data:`FLAGS`), so plain zarr and xarray read them; code 0 means
+"unset" (a chunk never written). In memory ultrabones holds them decoded, as strings:
+:func:`encode_flags` and :func:`decode_flags` convert at the I/O boundary
+(:mod:`ultrabones.io.store`), which also writes and checks the chunk digests.
 """
 
 from __future__ import annotations
@@ -22,8 +28,14 @@ from .errors import InputDataError
 from .transforms import POSE_COLUMNS
 
 __all__ = [
+    "FLAGS",
     "MASKS",
     "as_str",
+    "compare_digests",
+    "decode_flags",
+    "encode_dataset",
+    "encode_flags",
+    "flag_attrs",
     "STATUSES",
     "FRAME_VARIABLES",
     "chunk_dataset",
@@ -40,6 +52,12 @@ MASKS = ("label", "full_initial", "full_refined", "shadow", "oblique")
 STATUSES = ("kept", "discarded", "no_image")
 STAGES = ("initial", "refined")
 _STR = np.dtypes.StringDType()
+#: Stored code of a flag variable's value "unset" (the zarr fill value).
+UNSET = "unset"
+#: Flag variables: name -> the values of codes 1, 2, ... (0 is :data:`UNSET`). Append
+#: new reasons at the end of ``engine.reasons.Reason``; stores decode with their own
+#: ``flag_meanings``, so old stores stay readable either way.
+FLAGS = {"status": STATUSES, "reason": tuple(r.value for r in Reason)}
 
 #: Per-frame variables: name -> (dims after ``frame``, dtype, fill value).
 FRAME_VARIABLES = {
@@ -72,7 +90,7 @@ _ATTRS = {
         "units": "1, 1, 1, mm",
         "long_name": "features of the confidence (ultrabones.engine.confidence)",
     },
-    "status": {"flag_meanings": " ".join(STATUSES)},
+    "status": {"long_name": "frame status"},
     "reason": {"long_name": "reason code (ultrabones.engine.reasons)"},
     "image": {"long_name": "ultrasound frame", "units": "1"},
 }
@@ -81,10 +99,65 @@ _ATTRS = {
 def as_str(values) -> np.ndarray:
     """Return string values (``status``, ``reason``) as a plain ``str`` array.
 
-    Stores hold them as NumPy's variable-length ``StringDType`` (Zarr v3 ``string``),
-    which NumPy does not cast to fixed-width ``str`` implicitly.
+    Decoded stores hold them as NumPy's variable-length ``StringDType``, which NumPy
+    does not cast to fixed-width ``str`` implicitly.
     """
     return np.array(np.asarray(values).tolist(), dtype=str)
+
+
+def flag_attrs(name: str) -> dict:
+    """Return the CF ``flag_values``/``flag_meanings`` of a stored flag variable."""
+    meanings = (UNSET, *FLAGS[name])
+    return {
+        "flag_values": list(range(len(meanings))),
+        "flag_meanings": " ".join(meanings),
+    }
+
+
+def encode_flags(name: str, values) -> np.ndarray:
+    """Return the uint8 codes of a flag variable's strings ("" is unset).
+
+    >>> encode_flags("status", ["kept", "", "no_image"]).tolist()
+    [1, 0, 3]
+    """
+    codes = {v: i for i, v in enumerate(FLAGS[name], start=1)} | {"": 0}
+    strings = as_str(values)
+    unknown = sorted(set(strings.ravel()) - set(codes))
+    if unknown:
+        raise ValueError(f"{name}: values {unknown} are not in {FLAGS[name]}")
+    return np.vectorize(codes.__getitem__, otypes=[np.uint8])(strings)
+
+
+def encode_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` with its flag variables as stored: uint8 codes and CF flags."""
+    out = ds.copy()
+    for name in FLAGS:
+        if name in ds and ds[name].dtype.kind not in "iu":
+            attrs = {**ds[name].attrs, **flag_attrs(name)}
+            codes = encode_flags(name, ds[name].values)
+            out[name] = xr.Variable(ds[name].dims, codes, attrs=attrs)
+    return out
+
+
+def decode_flags(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` with its stored flag codes as strings (unset as "").
+
+    Decodes with the store's own ``flag_meanings``; string variables (stores written
+    before the codes) pass through unchanged.
+    """
+    out = ds.copy()
+    for name in FLAGS:
+        if name not in ds or ds[name].dtype.kind not in "iu":
+            continue
+        attrs = dict(ds[name].attrs)
+        meanings = ["", *attrs.pop("flag_meanings").split()[1:]]
+        attrs.pop("flag_values", None)
+        codes = np.asarray(ds[name].values)
+        bad = codes >= len(meanings)
+        strings = np.array(meanings, dtype=_STR)[np.where(bad, 0, codes)]
+        strings[bad] = [f"invalid_code_{c}" for c in codes[bad]]
+        out[name] = xr.Variable(ds[name].dims, strings, attrs=attrs)
+    return out
 
 
 def status_of(reason: str) -> str:
@@ -174,21 +247,24 @@ def encoding(ds: xr.Dataset, chunk_frames: int) -> dict:
     """Return the Zarr encoding: chunks of ``chunk_frames`` frames, whole otherwise.
 
     Images use zstd level 1 and masks bit-shuffled zstd level 1 (Blosc): about 5 and
-    3 ms a 950 x 811 frame to compress, against 11 ms at zstd's default level.
+    3 ms a 950 x 811 frame to compress, against 11 ms at zstd's default level. Every
+    chunk carries a checksum checked on read, so a corrupted chunk fails to decode
+    instead of reading as other numbers: zstd's frame checksum, and a CRC-32C after
+    Blosc (whose zstd frames have none).
     """
-    from zarr.codecs import BloscCodec, ZstdCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
+    mask = (BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle"), Crc32cCodec())
     codecs = {
-        "image": ZstdCodec(level=1),
-        **dict.fromkeys(
-            MASKS, BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
-        ),
+        "image": (ZstdCodec(level=1, checksum=True),),
+        **dict.fromkeys(MASKS, mask),
     }
     out = {}
     for name in FRAME_VARIABLES:
-        out[name] = {"chunks": (chunk_frames, *ds[name].shape[1:])}
-        if name in codecs:
-            out[name]["compressors"] = (codecs[name],)
+        out[name] = {
+            "chunks": (chunk_frames, *ds[name].shape[1:]),
+            "compressors": codecs.get(name, (ZstdCodec(checksum=True),)),
+        }
     return out
 
 
@@ -285,6 +361,32 @@ def _check_confidence(ds: xr.Dataset) -> list[str]:
     if np.any(np.isnan(c[kept])):
         i = int(np.flatnonzero(kept & np.isnan(c))[0])
         problems.append(f"frame {i}: kept without a confidence")
+    return problems
+
+
+def compare_digests(recorded: dict, found: dict, required) -> list[str]:
+    """Return the problems of a store's files against its recorded digests.
+
+    Parameters
+    ----------
+    recorded : dict
+        Key -> SHA-256 written when the store was published.
+    found : dict
+        Key -> SHA-256 of the file now, or None when it is missing.
+    required : iterable of str
+        Keys the store's metadata implies (every chunk of every array).
+
+    >>> compare_digests({"a": "1"}, {"a": None, "b": "2"}, ["a", "b"])
+    ['a: missing', 'b: no recorded digest']
+    """
+    problems = []
+    for key in sorted(set(recorded) | set(required)):
+        if found.get(key) is None:
+            problems.append(f"{key}: missing")
+        elif key not in recorded:
+            problems.append(f"{key}: no recorded digest")
+        elif found[key] != recorded[key]:
+            problems.append(f"{key}: content does not match its digest")
     return problems
 
 

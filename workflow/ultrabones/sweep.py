@@ -5,11 +5,14 @@ arrays and never sees Dask: :func:`run_chunk` applies it to the frames of one st
 chunk inside a worker, and :func:`label_chunks` maps chunks over a Dask client and
 hands each finished chunk to the writer as it arrives. Once every frame is refined,
 :func:`confidence_check` scores the sweep's frames together (neighbours' corrections,
-the sweep's evidence) and discards the kept ones of low confidence.
+the sweep's evidence) and discards the kept ones of low confidence. Before that,
+with ``refinement: sweep``, :func:`refit_frames` refines again the frames that stray
+from the sweep's correction (:mod:`ultrabones.engine.consistency`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zlib
@@ -31,6 +34,7 @@ __all__ = [
     "label_chunks",
     "pilot_prior",
     "plan_tasks",
+    "refit_frames",
     "run_chunk",
 ]
 
@@ -90,20 +94,18 @@ def plan_tasks(record, *, seed: int, specimen: str, sweep: str) -> list[FrameTas
     ]
 
 
-def _empty_frame(task: FrameTask, shape: tuple, reason: str) -> dict:
-    out = {m: np.zeros(shape, np.uint8) for m in MASKS}
-    out.update(
-        image=np.zeros(shape, np.uint8),
-        pose_initial=np.asarray(task.pose, np.float64),
-        pose_refined=np.full(len(POSE_COLUMNS), np.nan),
-        fiducial_correction_mm=np.nan,
-        objective=np.full(2, np.nan),
-        evaluations=0,
-        confidence=np.nan,
-        confidence_features=np.full(4, np.nan),
-        reason=reason,
-    )
-    return out
+def _empty_frame(task: FrameTask, reason: str) -> dict:
+    """Return the fields of a frame not refined (its image and masks stay zero)."""
+    return {
+        "pose_initial": np.asarray(task.pose, np.float64),
+        "pose_refined": np.full(len(POSE_COLUMNS), np.nan),
+        "fiducial_correction_mm": np.nan,
+        "objective": np.full(2, np.nan),
+        "evaluations": 0,
+        "confidence": np.nan,
+        "confidence_features": np.full(4, np.nan),
+        "reason": reason,
+    }
 
 
 def _load_image(task: FrameTask, shape: tuple) -> tuple[np.ndarray | None, str]:
@@ -125,7 +127,7 @@ def _load_image(task: FrameTask, shape: tuple) -> tuple[np.ndarray | None, str]:
 def _run_frame(task: FrameTask, *, frame_fn, shape, model, calibration, params):
     image, reason = _load_image(task, shape)
     if image is None:
-        return _empty_frame(task, shape, reason)
+        return _empty_frame(task, reason)
     try:
         result = frame_fn(
             image,
@@ -137,7 +139,7 @@ def _run_frame(task: FrameTask, *, frame_fn, shape, model, calibration, params):
         )
     except Exception:  # one frame's fault is that frame's reason, never the sweep's
         log.exception("frame %d: engine raised", task.timestamp)
-        out = _empty_frame(task, shape, Reason.ENGINE_ERROR.value)
+        out = _empty_frame(task, Reason.ENGINE_ERROR.value)
         out["image"] = image
         return out
     return _frame_fields(task, image, result, shape)
@@ -187,11 +189,24 @@ def run_chunk(
         )
         for t in tasks
     ]
+    return _stack(frames, shape)
+
+
+def _stack(frames: list[dict], shape: tuple) -> dict:
+    """Stack frame fields into chunk arrays; absent images and masks are zero.
+
+    The zero planes are allocated, not copied, so a row without an image costs
+    next to nothing.
+    """
     out = {}
+    for name in ("image", *MASKS):
+        out[name] = np.zeros((len(frames), *shape), np.uint8)
+        for k, frame in enumerate(frames):
+            if name in frame:
+                out[name][k] = frame[name]
     for name in FRAME_VARIABLES:
-        if name == "status":
-            continue
-        out[name] = np.stack([np.asarray(f[name]) for f in frames])
+        if name not in out and name != "status":
+            out[name] = np.stack([np.asarray(f[name]) for f in frames])
     out["status"] = np.array([status_of(f["reason"]) for f in frames])
     return out
 
@@ -282,6 +297,31 @@ def label_chunks(
         log.info("chunk %d written: %d frames done, %.2f frames/s", index, done, rate)
         if progress is not None:
             progress.update(frames)
+
+
+def refit_frames(client, tasks, frames, starts, *, frame_fn, **kernel) -> list[dict]:
+    """Refine ``frames`` again from their sweep-consistent ``starts`` (pass two).
+
+    Each frame runs as a one-frame chunk (:func:`run_chunk`) on the client, with
+    ``frame_fn(..., start=start)`` in the residual box of
+    :func:`~ultrabones.engine.consistency.residual_params`; returns the per-variable
+    arrays of each, in the order of ``frames``.
+    """
+    from .engine.consistency import residual_params
+
+    kernel = dict(kernel, params=residual_params(kernel["params"]))
+    shared = _scatter(client, kernel)
+    futures = [
+        client.submit(
+            run_chunk,
+            [tasks[int(i)]],
+            frame_fn=functools.partial(frame_fn, start=np.asarray(start)),
+            pure=False,
+            **shared,
+        )
+        for i, start in zip(frames, starts, strict=True)
+    ]
+    return client.gather(futures)
 
 
 def confidence_check(

@@ -28,6 +28,7 @@ __all__ = [
     "params_from_matrix",
     "points_image_from_rc",
     "rotation_angle_deg",
+    "split_pixel_affine",
 ]
 
 #: Column names of a pose in the record's tables: mm and degrees (Euler "xyz").
@@ -319,3 +320,45 @@ def points_image_from_rc(rc, spacing_mm) -> np.ndarray:
     out[:, 0] = (rc[:, 1] + 0.5) * sx
     out[:, 1] = (rc[:, 0] + 0.5) * sy
     return out
+
+
+def split_pixel_affine(probe_from_pixel, *, tol: float = 1e-3) -> tuple:
+    """Split a PLUS-style pixel-to-mm affine into rigid ``probe_from_image`` + spacing.
+
+    PLUS's ``ImageToProbe`` maps pixel indices ``(col, row, 0, 1)`` (first pixel's
+    centre at the origin) to mm, its first two columns scaled by the spacing. Ours puts
+    that centre at ``(s_x / 2, s_y / 2)`` (:func:`image_from_pixel`): half a pixel.
+
+    Parameters
+    ----------
+    probe_from_pixel : array_like of shape (4, 4)
+        Pixel indices to probe-marker mm (PLUS ``ImageToProbe``).
+    tol : float
+        Largest ``|cos|`` of the angle between the scaled axes (shear).
+
+    Returns
+    -------
+    probe_from_image : ndarray of shape (4, 4)
+        Image-plane mm to probe mm: the rotation nearest to the axes, z = x cross y.
+    spacing_mm : tuple of float
+        ``(s_x, s_y)``, mm per column and per row.
+
+    Raises
+    ------
+    ValueError
+        On a last row other than ``0 0 0 1``, a zero axis, or shear beyond ``tol``.
+    """
+    A = np.asarray(probe_from_pixel, dtype=np.float64)
+    if A.shape != (4, 4) or not np.allclose(A[3], [0, 0, 0, 1]):
+        raise ValueError("probe_from_pixel must be a 4x4 affine with last row 0 0 0 1")
+    spacing = np.linalg.norm(A[:3, :2], axis=0)
+    if not np.all(spacing > 0):
+        raise ValueError(f"probe_from_pixel axes must be non-zero, got {spacing}")
+    x, y = (A[:3, :2] / spacing).T
+    if abs(x @ y) > tol:
+        raise ValueError(f"probe_from_pixel axes must be perpendicular, cos = {x @ y}")
+    u, _, vt = np.linalg.svd(np.column_stack([x, y, np.cross(x, y)]))
+    out = np.eye(4)
+    out[:3, :3] = u @ vt
+    out[:3, 3] = A[:3, 3] - 0.5 * (A[:3, 0] + A[:3, 1])
+    return out, (float(spacing[0]), float(spacing[1]))

@@ -31,7 +31,11 @@ def add_parser(sub) -> None:
     pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
     p.add_argument("--table", help="per-frame table (.csv or .parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--objective", choices=("robust", "eq3"), default="robust")
+    p.add_argument(
+        "--objective",
+        default="robust",
+        help="robust (default), eq3 or authors (see EngineParams.objective)",
+    )
     p.add_argument("--lam", type=float, help="fiducial penalty weight (per mm)")
     p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
     p.add_argument(
@@ -43,6 +47,13 @@ def add_parser(sub) -> None:
         "--reject-at-bound",
         action="store_true",
         help="also reject corrections that end on the search box's edge",
+    )
+    p.add_argument(
+        "--refinement",
+        choices=("sweep", "frame"),
+        default="sweep",
+        help="sweep: refine again the frames that stray from the sweep's correction; "
+        "frame: each frame alone (the paper)",
     )
     p.add_argument(
         "--warm-start-frames",
@@ -151,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _preset(args):
-    """The simulator preset with ``--without`` sources off (None for a record)."""
+    """Return the preset with ``--without`` sources off (None for a record)."""
     from ..simulate.presets import get_preset, without
 
     return without(get_preset(args.preset), *args.without) if args.preset else None
@@ -257,7 +268,7 @@ def _true_placement(truth) -> dict:
 
 
 def _warm_start(record, model, params):
-    """The sweep's warm start from pilot frames spread over the whole record."""
+    """Return the sweep's warm start from pilot frames spread over the whole record."""
     import numpy as np
 
     from ..engine.bench import run_frames
@@ -319,6 +330,7 @@ def _bench(args, root, seed, *, first) -> dict:
     from ..engine import EngineParams, prepare_specimen
     from ..engine.bench import (
         pose_errors,
+        refit_sweep,
         run_frames,
         summarise,
         summarise_truth,
@@ -336,6 +348,7 @@ def _bench(args, root, seed, *, first) -> dict:
     if args.warm_start_frames is not None:
         kw["warm_start_frames"] = args.warm_start_frames
     kw["reject_at_bound"] = args.reject_at_bound
+    kw["refinement"] = args.refinement
     params = EngineParams(**kw)
     t0 = time.perf_counter()
     model = prepare_specimen(
@@ -374,6 +387,16 @@ def _bench(args, root, seed, *, first) -> dict:
         keep_masks=keep,
         prior=prior,
     )
+    if params.refinement == "sweep":
+        table, results = refit_sweep(
+            table,
+            results,
+            lambda picked: _frames(record, rows[picked]),
+            model,
+            record.calibration,
+            params,
+            keep_masks=keep,
+        )
     for r, stamp in zip(results, table["timestamp"], strict=True):
         r.masks = shown.get(int(stamp), {})
     table = _sweep_confidence(table, params, record.calibration)
@@ -400,13 +423,33 @@ def _bench(args, root, seed, *, first) -> dict:
     return {"summary": summary, "table": table.assign(seed=seed)}
 
 
+def _rerun(record, model, params, prior, table, rows):
+    """Run the record rows ``rows`` again as the bench ran them (pass one or two)."""
+    import pandas as pd
+
+    from ..engine.bench import START_COLUMNS, run_frames
+    from ..engine.consistency import residual_params
+
+    by_stamp = table.set_index("timestamp")
+    tables, results = [], []
+    for i in rows:
+        stamp = int(record.poses["timestamp"].iat[i])
+        refit = "refit" in by_stamp and bool(by_stamp.at[stamp, "refit"])
+        start = by_stamp.loc[stamp, START_COLUMNS].to_numpy(float) if refit else None
+        kw = {"starts": {stamp: start}} if refit else {"prior": prior}
+        run = residual_params(params) if refit else params
+        t, r = run_frames(_frames(record, [i]), model, record.calibration, run, **kw)
+        tables.append(t)
+        results += r
+    return pd.concat(tables, ignore_index=True), results
+
+
 def _review(folder, record, model, params, prior, table) -> None:
     """Write the sweep timeline and the 12 least confident refined frames."""
     from pathlib import Path
 
     import numpy as np
 
-    from ..engine.bench import run_frames
     from ..engine.figures import contour_grid, sweep_timeline
     from ..io.png import read_png
 
@@ -416,10 +459,9 @@ def _review(folder, record, model, params, prior, table) -> None:
     low = table[np.isfinite(table["confidence"])].nsmallest(12, "confidence")
     stamps = record.poses["timestamp"].to_numpy()
     rows = np.flatnonzero(np.isin(stamps, low["timestamp"].to_numpy()))
-    # Refined again with the same prior and seeds: the same results, now with masks.
-    again, results = run_frames(
-        _frames(record, rows), model, record.calibration, params, prior=prior
-    )
+    # Refined again as in the bench (prior, seeds, starts): the same results, now
+    # with masks.
+    again, results = _rerun(record, model, params, prior, table, rows)
     by_stamp = low.set_index("timestamp")
     titles = [
         f"{s} {by_stamp.at[s, 'reason']} conf {by_stamp.at[s, 'confidence']:.2f} "

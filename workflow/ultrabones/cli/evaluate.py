@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-_DEFAULT_EPS = (0.1, 0.25, 0.5, 1.0, 2.0)
+#: Distance thresholds (mm) of the scores; source: paper Fig. 4 (0.1-2 mm).
+DEFAULT_EPS_MM = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def add_parser(sub) -> None:
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
         "--eps",
         nargs="+",
         type=float,
-        default=list(_DEFAULT_EPS),
+        default=list(DEFAULT_EPS_MM),
         help="distance thresholds in mm (strict d < eps)",
     )
     p.add_argument("--images", help="folder of <name>.png intensity images")

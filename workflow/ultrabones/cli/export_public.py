@@ -17,12 +17,12 @@ def run(args) -> int:
     """Write images, 0/255 labels and sweepProcessedAndOptimized.csv (kept frames)."""
     from ..io.release import write_public_record
     from ..io.store import open_store
-    from ..release import public_table
-    from ..store import as_str, validate_store
+    from ..release import kept_mask, public_table
+    from ..store import validate_store
 
     ds = open_store(args.store)
     validate_store(ds)
-    kept = as_str(ds["reason"].values) == "ok"
+    kept = kept_mask(ds)
     table = public_table(ds)
     images = ds["image"].values[kept]
     labels = ds["label"].values[kept]

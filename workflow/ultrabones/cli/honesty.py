@@ -1,4 +1,4 @@
-"""``ultrabones honesty``: does the engine behave on simulated frames as on real?"""
+"""``ultrabones honesty``: the engine on simulated frames beside real ones."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _lambdas(params) -> list[float]:
-    """The paper's lambda grid plus the engine's default lambda."""
+    """Return the paper's lambda grid plus the engine's default lambda."""
     from ..engine.lam import LAMBDAS
 
     return sorted({*LAMBDAS, params.lam})
@@ -119,7 +119,7 @@ def _settings(args, params, sweeps) -> dict:
 
 
 def _sweeps(preset) -> list[str]:
-    """The first sweep of each of ``BONES`` in the preset (those it has)."""
+    """Return the first sweep of each of ``BONES`` in the preset (those it has)."""
     return [
         next(w for w in preset.sweeps if w.split("-")[0] == bone)
         for bone in BONES
@@ -272,7 +272,7 @@ def _appearance(args, cohorts) -> dict:
 
 
 def _text(doc) -> str:
-    """The readable report: the three tables and the targets."""
+    """Return the readable report: the three tables and the targets."""
     import pandas as pd
 
     def table(rows, columns=None):

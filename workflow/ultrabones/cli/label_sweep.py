@@ -29,6 +29,10 @@ ENGINE_OPTIONS = {
     "reject_at_bound": "boolean",
     "min_confidence": float,
     "confidence_model": "list",
+    "refinement": str,
+    "sweep_window_s": float,
+    "sweep_residual_mm": float,
+    "sweep_residual_deg": float,
 }
 
 
@@ -191,6 +195,8 @@ def run(args) -> int:
             frame_fn=functools.partial(process_frame, prior=prior),
             **kernel,
         )
+        if params.refinement == "sweep":
+            _sweep_refit(work, client, tasks, kernel)
     _confidence_check(work, params, cal.probe_marker_fiducials_mm)
     _check_failures(work, args.max_failed_fraction)
     work.publish(attrs)
@@ -198,7 +204,7 @@ def run(args) -> int:
 
 
 def _warm_start(work, client, tasks, kernel) -> dict:
-    """The sweep's warm start: saved before any chunk, so a resumed run reuses it."""
+    """Return the sweep's warm start, saved before any chunk for a resumed run."""
     from ..engine import process_frame
     from ..sweep import pilot_prior
 
@@ -221,6 +227,51 @@ def _warm_start(work, client, tasks, kernel) -> dict:
     )
     work.save_sweep(doc)
     return doc
+
+
+def _sweep_refit(work, client, tasks, kernel) -> None:
+    """Refine again the frames that stray from the sweep's correction.
+
+    The plan (frames and starts) is saved before any frame is rewritten, and a
+    finished pass is marked, so a resumed run rewrites the same values or none.
+    """
+    import numpy as np
+
+    from ..engine import process_frame
+    from ..engine.consistency import refit_plan
+    from ..io.store import open_store, write_region
+    from ..store import as_str, chunk_dataset
+    from ..sweep import refit_frames
+
+    doc = work.load_sweep()
+    if doc.get("refit", {}).get("done"):
+        return
+    if "refit" not in doc:
+        ds = open_store(work.store)
+        frames, starts = refit_plan(
+            ds["timestamp"].values,
+            ds["pose_initial"].values,
+            ds["pose_refined"].values,
+            as_str(ds["reason"].values),
+            params=kernel["params"],
+            fiducials=kernel["calibration"].probe_marker_fiducials_mm,
+        )
+        doc["refit"] = {"frames": frames.tolist(), "starts": starts.tolist()}
+        work.save_sweep(doc)
+    frames = doc["refit"]["frames"]
+    starts = np.asarray(doc["refit"]["starts"], float).reshape(-1, 6)
+    arrays = refit_frames(
+        client, tasks, frames, starts, frame_fn=process_frame, **kernel
+    )
+    for i, frame in zip(frames, arrays, strict=True):
+        write_region(work.store, slice(i, i + 1), chunk_dataset(frame))
+    doc["refit"]["done"] = True
+    work.save_sweep(doc)
+    log.info(
+        "%s: %d frame(s) refined again from the sweep's correction",
+        work.out,
+        len(frames),
+    )
 
 
 def _confidence_check(work, params, fiducials) -> None:

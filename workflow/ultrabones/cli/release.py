@@ -1,4 +1,4 @@
-"""``ultrabones release STORE ...``: stores, splits, reject statistics, dataset card."""
+"""``ultrabones release STORE ...``: stores, splits, statistics, card and metadata."""
 
 from __future__ import annotations
 
@@ -18,23 +18,24 @@ def add_parser(sub) -> None:
     p.add_argument("--test", type=float, required=True, help="count or weight")
     p.add_argument("--seed", type=int, default=0, help="split shuffle seed")
     p.add_argument("--config-hash", default="", help="workflow config hash")
+    p.add_argument("--licence", required=True, help="SPDX licence of the release")
+    p.add_argument("--title", required=True, help="dataset title (citation)")
+    p.add_argument("--authors", nargs="+", required=True, help="author names")
+    p.add_argument("--url", default="", help="dataset home page")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    """Copy the stores and write splits.csv, reject_statistics.csv and README.md."""
+    """Verify and copy the stores; write splits, statistics, card and metadata."""
     from pathlib import Path
 
-    from ..io.release import copy_tree, write_table, write_text
-    from ..io.store import open_store
-    from ..release import (
-        dataset_card,
-        reject_statistics,
-        split_specimens,
-        sweep_statistics,
-    )
+    from ..io.release import write_table
+    from ..io.store import open_store, verify_store
+    from ..release import reject_statistics, split_specimens, sweep_statistics
     from ..store import validate_store
 
+    for path in args.stores:
+        verify_store(path)
     datasets = [open_store(p) for p in args.stores]
     for ds in datasets:
         validate_store(ds)
@@ -44,17 +45,52 @@ def run(args) -> int:
         stats["specimen"].unique(), mode=args.split_mode, sizes=sizes, seed=args.seed
     )
     out = Path(args.out)
-    for path, ds in zip(args.stores, datasets, strict=True):
-        name = f"{ds['specimen'].values}/{ds['sweep'].values}.zarr"
-        copy_tree(path, out / "labels" / name)
+    _copy_stores(args.stores, datasets, out / "labels")
     write_table(out / "splits.csv", splits)
     write_table(out / "reject_statistics.csv", stats)
-    write_text(
-        out / "README.md",
-        dataset_card(stats, splits, attrs=_card_attrs(datasets[0].attrs, args)),
-    )
+    _write_metadata(out, stats, splits, args, attrs=datasets[0].attrs)
     log.info("release: %d sweeps, %d kept frames", len(stats), stats["kept"].sum())
     return 0
+
+
+def _copy_stores(paths, datasets, out) -> None:
+    """Link the stores into the release and verify each copy against its digests.
+
+    The copies are hard links where possible: the digests, checked on the source
+    and again on the copy, are what make that safe.
+    """
+    from ..io.release import copy_tree
+    from ..io.store import verify_store
+
+    for path, ds in zip(paths, datasets, strict=True):
+        dst = out / f"{ds['specimen'].values}" / f"{ds['sweep'].values}.zarr"
+        copy_tree(path, dst)
+        verify_store(dst)
+
+
+def _write_metadata(out, stats, splits, args, *, attrs) -> None:
+    """Write README.md (the dataset card), croissant.json and CITATION.cff."""
+    from .. import __version__
+    from ..io.checksum import sha256_file
+    from ..io.release import write_json, write_text
+    from ..release import citation_cff, croissant_metadata, dataset_card
+
+    write_text(
+        out / "README.md", dataset_card(stats, splits, attrs=_card_attrs(attrs, args))
+    )
+    tables = {
+        name: sha256_file(out / name)
+        for name in ("splits.csv", "reject_statistics.csv")
+    }
+    described = dict(title=args.title, licence=args.licence, url=args.url)
+    write_json(
+        out / "croissant.json",
+        croissant_metadata(**described, version=__version__, files=tables),
+    )
+    write_text(
+        out / "CITATION.cff",
+        citation_cff(**described, authors=args.authors, version=__version__),
+    )
 
 
 def _card_attrs(attrs: dict, args) -> dict:
@@ -69,4 +105,5 @@ def _card_attrs(attrs: dict, args) -> dict:
     out = {k: attrs[k] for k in keys if k in attrs}
     out["config_hash"] = args.config_hash
     out["splits"] = f"{args.split_mode} {args.train:g}/{args.val:g}/{args.test:g}"
+    out["licence"] = args.licence
     return out

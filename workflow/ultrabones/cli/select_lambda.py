@@ -18,7 +18,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--frames", type=int, default=20, help="frames to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--objective", choices=("robust", "eq3"), default="robust")
+    p.add_argument(
+        "--objective",
+        default="robust",
+        help="robust (default), eq3 or authors (see EngineParams.objective)",
+    )
     p.set_defaults(run=run)
 
 

@@ -18,15 +18,19 @@ from .frame import process_frame
 from .reasons import Reason
 from .refine import at_bound
 
+#: Table columns of the pose a frame refined again started from (``refit_sweep``).
+START_COLUMNS = [f"{c}_start" for c in POSE_COLUMNS]
 #: Points per side of the image grid of the true 3D pose error (issue 16, item 7).
 POSE_GRID = 16
 
 __all__ = [
     "POSE_GRID",
+    "START_COLUMNS",
     "curve_offset_mm",
     "image_grid_rc",
     "label_error_mm",
     "pose_errors",
+    "refit_sweep",
     "run_frames",
     "summarise",
     "summarise_truth",
@@ -34,12 +38,15 @@ __all__ = [
 ]
 
 
-def run_frames(frames, model, calibration, params, *, keep_masks=None, prior=None):
+def run_frames(
+    frames, model, calibration, params, *, keep_masks=None, prior=None, starts=None
+):
     """Process ``(timestamp, image, ct_from_probe)`` triples; return table and results.
 
     ``keep_masks(stamp, result)``, when given, is called with each result before its
     masks are dropped (so long runs stay within memory). ``prior`` is the sweep's
-    warm start handed to every frame (see ``engine.warm``).
+    warm start handed to every frame (see ``engine.warm``); ``starts`` maps a
+    timestamp to the pose its search starts from (``process_frame``'s ``start``).
 
     Returns
     -------
@@ -58,6 +65,7 @@ def run_frames(frames, model, calibration, params, *, keep_masks=None, prior=Non
             params=params,
             seed=int(stamp),
             prior=prior,
+            start=None if starts is None else starts[int(stamp)],
         )
         ms = (time.perf_counter() - t0) * 1e3
         cpu = {"cpu_ms": (time.process_time() - c0) * 1e3}
@@ -67,6 +75,63 @@ def run_frames(frames, model, calibration, params, *, keep_masks=None, prior=Non
             keep_masks(stamp, res)
             res.masks = {}
     return pd.DataFrame(rows), results
+
+
+def refit_sweep(table, results, frames_of, model, calibration, params, **kw):
+    """Pass two of ``refinement: sweep`` on a benched sweep, as ``label-sweep`` runs it.
+
+    The frames of ``table`` that stray from the sweep's correction
+    (:func:`~ultrabones.engine.consistency.refit_plan`) are refined again from it;
+    their rows and results are replaced, their times include both passes.
+
+    Parameters
+    ----------
+    table, results
+        The output of :func:`run_frames` for the sweep's frames, in time order.
+    frames_of : callable
+        Maps the table's row indices to ``run_frames``' frame triples.
+    model, calibration, params
+        As for :func:`run_frames`.
+    **kw
+        ``keep_masks`` for :func:`run_frames`.
+
+    Returns
+    -------
+    table, results
+        With the frames refined again replaced; ``table`` gains ``refit`` (bool)
+        and the start poses (``START_COLUMNS``, NaN where not refined again).
+    """
+    from .consistency import refit_plan, residual_params
+
+    rows, starts = refit_plan(
+        table["timestamp"].to_numpy(),
+        table[list(POSE_COLUMNS)].to_numpy(float),
+        table[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy(float),
+        table["reason"].to_numpy(str),
+        params=params,
+        fiducials=calibration.probe_marker_fiducials_mm,
+    )
+    table = table.assign(refit=False, **dict.fromkeys(START_COLUMNS, np.nan))
+    if not len(rows):
+        return table, results
+    stamps = table["timestamp"].to_numpy()[rows].astype(int)
+    again, redone = run_frames(
+        frames_of(rows),
+        model,
+        calibration,
+        residual_params(params),
+        starts=dict(zip(stamps.tolist(), starts, strict=True)),
+        **kw,
+    )
+    again.index = table.index[rows]
+    again[["ms", "cpu_ms"]] += table.loc[again.index, ["ms", "cpu_ms"]].to_numpy()
+    table.loc[again.index, again.columns] = again
+    table.loc[again.index, "refit"] = True
+    table.loc[again.index, START_COLUMNS] = starts
+    results = list(results)
+    for k, i in enumerate(rows):
+        results[i] = redone[k]
+    return table, results
 
 
 def _intensities(image, masks) -> dict:
@@ -128,6 +193,7 @@ def summarise(table: pd.DataFrame) -> dict:
             (t.loc[kept, "intensity_refined"] - t.loc[kept, "intensity_initial"]).mean()
         ),
         "bound_hit_fraction": float(bound_hits(t[worked]).mean()),
+        "refit_fraction": float(t["refit"].mean()) if "refit" in t else 0.0,
         "reasons": {str(k): int(v) for k, v in t["reason"].value_counts().items()},
     }
 

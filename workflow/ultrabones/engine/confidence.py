@@ -128,7 +128,7 @@ def inside_fraction(model, pose, calibration, *, sigma_mm) -> float:
 
 
 def _curve_samples(model, geom, sigma_mm):
-    """Samples within ``sigma_mm`` of the plane, up to ``CURVE_MARGIN_MM`` outside.
+    """Return the samples within ``sigma_mm`` of the plane (``CURVE_MARGIN_MM`` out).
 
     Only buckets the plane passes through are read (``select_samples`` widens its
     slab by the margin too, which would read every bucket within 30 mm).
@@ -154,7 +154,7 @@ def _curve_samples(model, geom, sigma_mm):
     return index[keep], pts[keep]
 
 
-def frame_features(result, masks, *, model, calibration, params) -> dict:
+def frame_features(result, masks, eps, *, model, calibration, params) -> dict:
     """Return the per-frame features of a refined frame (``neighbour_mm`` is 0).
 
     Parameters
@@ -163,6 +163,8 @@ def frame_features(result, masks, *, model, calibration, params) -> dict:
         With the refined pose and objective.
     masks : dict of str to ndarray of shape (rows, cols), bool
         The frame's masks (``label`` and ``oblique`` make up the lit curve).
+    eps : ndarray of shape (6,)
+        The search's perturbation of its start (``at_bound`` is read off it).
     model : SpecimenModel
     calibration : Calibration
     params : EngineParams
@@ -176,7 +178,6 @@ def frame_features(result, masks, *, model, calibration, params) -> dict:
     length = curve_length_mm(
         band, spacing_mm=calibration.pixel_spacing_mm, gamma_mm=params.gamma_mm
     )
-    eps = result.pose_refined - result.pose_initial
     bound = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
     inside = inside_fraction(
         model, result.pose_refined, calibration, sigma_mm=params.sigma_mm

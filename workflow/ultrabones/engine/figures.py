@@ -47,10 +47,12 @@ def sweep_timeline(table):
     """Return the correction and the confidence of a sweep's frames along time.
 
     ``table`` is a bench table (``timestamp``, pose and refined pose columns,
-    ``fiducial_correction_mm``, ``confidence``, ``reason``). The top panel shows
-    each translation component of the correction (mm), the middle one the mean
-    fiducial correction, the bottom one the confidence; discarded frames are
-    crosses.
+    ``fiducial_correction_mm``, ``confidence``, ``reason``, optionally ``refit``).
+    The top panel shows each translation component of the correction in the probe
+    frame (mm; :func:`~ultrabones.engine.consistency.probe_corrections`, where a
+    calibration error is constant), the frames refined again from the sweep's
+    correction circled; the middle one the mean fiducial correction, the bottom one
+    the confidence; discarded frames are crosses.
     """
     import matplotlib
 
@@ -58,15 +60,29 @@ def sweep_timeline(table):
     import matplotlib.pyplot as plt
 
     from ..transforms import POSE_COLUMNS
+    from .consistency import probe_corrections
 
     t = table.sort_values("timestamp")
     s = (t["timestamp"] - t["timestamp"].iloc[0]).to_numpy() / 1000.0
     kept = (t["reason"] == "ok").to_numpy()
     fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    for col in POSE_COLUMNS[:3]:
-        eps = t[f"{col}_refined"].to_numpy() - t[col].to_numpy()
-        axes[0].plot(s, eps, ".-", ms=3, lw=0.6, label=f"d{col}")
-    axes[0].set_ylabel("correction (mm)")
+    eps = probe_corrections(
+        t[list(POSE_COLUMNS)].to_numpy(float),
+        t[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy(float),
+    )
+    refit = t["refit"].to_numpy(bool) if "refit" in t else np.zeros(len(t), bool)
+    for k, axis in enumerate("xyz"):
+        axes[0].plot(s, eps[:, k], ".-", ms=3, lw=0.6, label=f"probe {axis}")
+    axes[0].plot(
+        np.repeat(s[refit], 3),
+        eps[refit, :3].ravel(),
+        "o",
+        mfc="none",
+        color="k",
+        ms=5,
+        label="refined again",
+    )
+    axes[0].set_ylabel("correction, probe frame (mm)")
     axes[0].legend(fontsize=7, ncol=3)
     for ax, col, label in (
         (axes[1], "fiducial_correction_mm", "fiducial correction (mm)"),

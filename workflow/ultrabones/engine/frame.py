@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,13 @@ from .geometry import (
 )
 from .labels import first_interface_mm, oblique_mask, render_label, shadow_mask
 from .model import SpecimenModel
-from .objective import Eq3Objective, RobustObjective
+from .objective import (
+    AUTHORS_BAND_MM,
+    AUTHORS_LAM,
+    AuthorsObjective,
+    Eq3Objective,
+    RobustObjective,
+)
 from .params import EngineParams, FrameResult, _empty_masks
 from .reasons import Reason
 from .refine import at_bound, refine
@@ -40,6 +47,13 @@ FINE_POINTS = 8000
 #: Image motions whose information is below this fraction of the best-pinned one
 #: are flat: the refinement's component along them is undone (see ``refine``).
 FLAT_RATIO = 0.05
+
+
+class _Search(NamedTuple):
+    """Where a frame's search starts: the sweep's warm start and a start pose."""
+
+    prior: np.ndarray | None
+    start: np.ndarray | None
 
 
 class FrameRejected(Exception):
@@ -161,49 +175,72 @@ def _subset_objective(geom, surface, maps, kw, n, rng) -> RobustObjective:
 
 
 def _eq3(model, geom, index, pts, image, calibration, params, rng, full, prior):
-    """Eq. 3 as printed: every pixel near the surface counts (``full`` unused)."""
+    """Eq. 3 as printed, or the authors' variant: every pixel near the surface counts.
+
+    ``full`` is unused. ``authors`` takes its band and penalty weight from
+    ``objective.AUTHORS_*``, not from ``params``.
+    """
     from .labels import _candidate_rc
 
     rc = _candidate_rc(pts, geom.shape, geom.spacing_mm, np.abs(pts[:, 2]).max())
     rc = rc[(rc[:, 0] % 2 == 0) & (rc[:, 1] % 2 == 0)]
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
-    objective = Eq3Objective(
+    authors = params.objective == "authors"
+    kind = AuthorsObjective if authors else Eq3Objective
+    objective = kind(
         geom,
         rc,
         pts,
         normals,
         np.asarray(image, np.float32) / 255.0,
-        gamma_mm=params.gamma_mm,
+        gamma_mm=AUTHORS_BAND_MM if authors else params.gamma_mm,
         spacing_mm=model.spacing_mm,
-        lam=params.lam,
+        lam=AUTHORS_LAM if authors else params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
     return refine(objective, params=params, rng=rng, prior=prior)
 
 
-def _frame(image, ct_from_probe, model, calibration, params, rng, result, prior):
+def _frame(image, ct_from_probe, model, calibration, params, rng, result, search):
+    """Refine and label one frame; ``search`` holds the prior and the start."""
     result.pose_initial = result.pose_refined = _check_pose(ct_from_probe)
     if image is None:
         raise FrameRejected(Reason.NO_IMAGE)
     image = _check_image(image, calibration.shape)
-    geom = frame_geometry(result.pose_initial, calibration, calibration.shape)
+    origin = result.pose_initial if search.start is None else search.start
+    geom = frame_geometry(origin, calibration, calibration.shape)
     index, pts = _samples(model, geom, params)
-    initial = render_label(model, geom, np.zeros(6), gamma_mm=params.gamma_mm)
-    search = _robust if params.objective == "robust" else _eq3
-    ref = search(
-        model, geom, index, pts, image, calibration, params, rng, initial.mask, prior
+    at_origin = render_label(model, geom, np.zeros(6), gamma_mm=params.gamma_mm)
+    initial = at_origin
+    if search.start is not None:
+        tracked = frame_geometry(result.pose_initial, calibration, calibration.shape)
+        initial = render_label(model, tracked, np.zeros(6), gamma_mm=params.gamma_mm)
+    run = _robust if params.objective == "robust" else _eq3
+    ref = run(
+        model,
+        geom,
+        index,
+        pts,
+        image,
+        calibration,
+        params,
+        rng,
+        at_origin.mask,
+        search.prior,
     )
-    result.pose_refined = result.pose_initial + ref.eps
+    result.pose_refined = origin + ref.eps
     result.fiducial_correction_mm = float(
         fiducial_displacement_mm(
-            result.pose_initial, ref.eps, calibration.probe_marker_fiducials_mm
+            result.pose_initial,
+            result.pose_refined - result.pose_initial,
+            calibration.probe_marker_fiducials_mm,
         )
     )
     result.objective_initial = ref.objective_initial
     result.objective_refined = ref.objective_refined
     result.evaluations = ref.evaluations
     refined = render_label(model, geom, ref.eps, gamma_mm=params.gamma_mm)
-    return _masks(initial, refined, params)
+    return _masks(initial, refined, params), ref.eps
 
 
 def _masks(initial, refined, params) -> dict:
@@ -219,10 +256,10 @@ def _masks(initial, refined, params) -> dict:
     }
 
 
-def _validate(result, masks, params) -> Reason:
+def _validate(result, masks, eps, params) -> Reason:
+    """Return the frame's reason; ``eps`` is the search's perturbation of its start."""
     if result.fiducial_correction_mm > params.max_correction_mm:
         return Reason.CORRECTION_TOO_LARGE
-    eps = result.pose_refined - result.pose_initial
     if params.reject_at_bound and at_bound(
         eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg
     ):
@@ -241,6 +278,7 @@ def process_frame(
     params: EngineParams | None = None,
     seed: int = 0,
     prior=None,
+    start=None,
 ) -> FrameResult:
     """Refine one frame's pose and render its labels; never raises for a bad frame.
 
@@ -258,6 +296,12 @@ def process_frame(
         Frame seed (combined with ``params.seed``).
     prior : ndarray of shape (6,), optional
         The sweep's warm start (see :func:`ultrabones.engine.warm.sweep_prior`).
+    start : ndarray of shape (6,), optional
+        Pose (record parameters) to search from instead of ``ct_from_probe``, in the
+        box of ``params`` around it: the sweep's correction of a frame refined
+        again (``engine.consistency``). The initial label, the correction and the
+        1 mm rule still refer to ``ct_from_probe``; ``objective_initial`` is the
+        objective at the start.
 
     Returns
     -------
@@ -273,17 +317,18 @@ def process_frame(
     result = FrameResult(Reason.OK.value, nan6, nan6)
     masks = _empty_masks(calibration.shape)
     try:
-        computed = _frame(
-            image, ct_from_probe, model, calibration, params, rng, result, prior
+        search = _Search(prior, None if start is None else np.asarray(start, float))
+        computed, eps = _frame(
+            image, ct_from_probe, model, calibration, params, rng, result, search
         )
         features = frame_features(
-            result, computed, model=model, calibration=calibration, params=params
+            result, computed, eps, model=model, calibration=calibration, params=params
         )
         result.confidence_features = np.array([features[k] for k in FEATURES])
         result.confidence = float(
             confidence_score(result.confidence_features, params.confidence_model)
         )
-        reason = _validate(result, computed, params)
+        reason = _validate(result, computed, eps, params)
         masks = computed if reason == Reason.OK else masks
     except FrameRejected as rej:
         reason = rej.reason

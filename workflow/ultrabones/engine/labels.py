@@ -111,8 +111,11 @@ def _cells_near_plane(tri, image_from_ct, extent_mm, gamma_mm) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _slab_box(q, gamma, spacing, shape):
-    """Pixel range ``(r0, r1, c0, c1)`` within gamma of triangle ``q`` (image mm)
-    clipped to ``|z| <= gamma``; empty (r0 > r1) when it misses the slab."""
+    """Return the pixel range ``(r0, r1, c0, c1)`` within gamma of triangle ``q``.
+
+    ``q`` in image mm, clipped to ``|z| <= gamma``; empty (r0 > r1) when it misses
+    the slab.
+    """
     lo_x, hi_x, lo_y, hi_y = np.inf, -np.inf, np.inf, -np.inf
     for i in range(3):
         a, b = q[i], q[(i + 1) % 3]
@@ -282,16 +285,23 @@ def shadow_mask(full: np.ndarray) -> np.ndarray:
 
 
 def incidence_deg(normals_image: np.ndarray) -> np.ndarray:
-    """Return the angle (deg) between in-plane surface normals and the scan line.
+    """Return the 3D angle (deg) between surface normals and the scan line.
 
-    The normal is projected into the image plane (its z component dropped); the
-    scan line is the image's depth axis (y). A normal perpendicular to the plane has
-    no in-plane direction and counts as 90 deg.
+    The scan line is the image's depth axis (y); the angle is the physical one
+    between the beam and the normal, so a surface tilted out of the image plane is
+    oblique even where its in-plane trace faces the transducer (the projection into
+    the plane, used before, called such a surface 0 deg and never dropped it). A
+    zero normal counts as 90 deg.
+
+    Examples
+    --------
+    >>> incidence_deg(np.array([[0.0, -1, 0], [0.0, -1, 1], [0.0, 0, 1]])).round(1)
+    array([ 0., 45., 90.])
     """
     n = np.asarray(normals_image, dtype=np.float64)
-    inplane = np.hypot(n[:, 0], n[:, 1])
+    length = np.linalg.norm(n, axis=-1)
     cos = np.divide(
-        np.abs(n[:, 1]), inplane, out=np.zeros_like(inplane), where=inplane > 1e-9
+        np.abs(n[:, 1]), length, out=np.zeros_like(length), where=length > 1e-9
     )
     return np.degrees(np.arccos(np.clip(cos, 0.0, 1.0)))
 

@@ -89,8 +89,10 @@ class SpecimenModel:
     _triangles: object = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):
-        """Drop the open3d scene and the triangle index when pickled (Dask workers
-        rebuild them)."""
+        """Drop the open3d scene and the triangle index when pickled.
+
+        Dask workers rebuild them.
+        """
         state = dict(self.__dict__)
         state["_scene"] = state["_triangles"] = None
         return state

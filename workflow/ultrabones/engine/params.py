@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..errors import ParameterError
+
 #: Confidence features (``engine.confidence``), in the order of the coefficients of
 #: ``EngineParams.confidence_model`` after the intercept; kept here, the ground floor
 #: of the engine, so the parameters can check the model without importing it.
@@ -13,10 +15,12 @@ CONFIDENCE_FEATURES = ("evidence_per_mm", "inside_fraction", "at_bound", "neighb
 #: Sign each coefficient must have (the model is monotone in every feature).
 CONFIDENCE_SIGNS = (1.0, 1.0, -1.0, -1.0)
 
-__all__ = ["OBJECTIVES", "EngineParams", "FrameResult", "MASK_NAMES"]
+__all__ = ["OBJECTIVES", "REFINEMENTS", "EngineParams", "FrameResult", "MASK_NAMES"]
 
 #: Objectives the refinement can maximise (see ``docs/engine.md``).
-OBJECTIVES = ("robust", "eq3")
+OBJECTIVES = ("robust", "eq3", "authors")
+#: Refinement modes: each frame alone (the paper) or consistent along the sweep.
+REFINEMENTS = ("frame", "sweep")
 
 #: Default confidence model: intercept and the coefficients of the standardised
 #: ``evidence_per_mm``, ``inside_fraction``, ``at_bound``, ``neighbour_mm`` (per mm),
@@ -42,8 +46,9 @@ class EngineParams:
         translation (mm) of the pose.
     lam : float
         Weight of the mean probe-fiducial displacement (per mm) in the objective.
-    objective : {"robust", "eq3"}
-        ``robust`` (default) or the paper's Eq. 3 as printed.
+    objective : {"robust", "eq3", "authors"}
+        ``robust`` (default), the paper's Eq. 3 as printed, or the authors' public
+        implementation (``engine.objective``; its own band and penalty weight).
     max_correction_mm : float
         Frames whose mean fiducial correction exceeds this are discarded.
     max_incidence_deg : float
@@ -74,6 +79,17 @@ class EngineParams:
         standardised ``evidence_per_mm`` (>= 0), ``inside_fraction`` (>= 0),
         ``at_bound`` (<= 0) and ``neighbour_mm`` (<= 0, per mm); fitted on the
         simulator (``docs/results/confidence.md``).
+    refinement : {"sweep", "frame"}
+        ``sweep``: after every frame is refined alone, each frame whose correction
+        strays from the sweep's running median correction (probe frame) by more
+        than ``sweep_residual_mm``, or that failed on its correction, is refined
+        again in a box of ``sweep_residual_mm``/``sweep_residual_deg`` around that
+        median (``engine.consistency``); ``frame``: each frame alone, as the paper.
+    sweep_window_s : float
+        Width of the running median along the sweep (s).
+    sweep_residual_mm, sweep_residual_deg : float
+        Largest per-frame departure from the sweep's correction: the outlier
+        threshold (mean fiducial distance, mm) and the re-refinement box.
     seed : int
         Base seed; ``process_frame`` combines it with the frame seed.
     """
@@ -96,25 +112,36 @@ class EngineParams:
     warm_start_frames: int = 12
     min_confidence: float = 0.5
     confidence_model: tuple = CONFIDENCE_MODEL
+    refinement: str = "sweep"
+    sweep_window_s: float = 10.0
+    sweep_residual_mm: float = 0.3
+    sweep_residual_deg: float = 0.3
     seed: int = 0
 
     def __post_init__(self):
-        """Check the values; raise ``ValueError`` naming the parameter."""
+        """Check the values; raise ``ParameterError`` naming the parameter."""
         if self.objective not in OBJECTIVES:
-            raise ValueError(
+            raise ParameterError(
                 f"objective must be one of {OBJECTIVES}, got {self.objective!r}"
             )
-        for name in ("gamma_mm", "sample_spacing_mm", "sigma_mm", "max_correction_mm"):
+        if self.refinement not in REFINEMENTS:
+            raise ParameterError(
+                f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}"
+            )
+        positive = ("gamma_mm", "sample_spacing_mm", "sigma_mm", "max_correction_mm")
+        for name in (*positive, "sweep_window_s", "sweep_residual_mm"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.warm_start_frames < 0:
-            raise ValueError(
+            raise ParameterError(
                 f"warm_start_frames must be >= 0, got {self.warm_start_frames}"
             )
-        if self.lam < 0 or self.bounds_deg < 0 or self.bounds_mm < 0:
-            raise ValueError("lam, bounds_deg and bounds_mm must be >= 0")
+        if min(self.lam, self.bounds_deg, self.bounds_mm, self.sweep_residual_deg) < 0:
+            raise ParameterError(
+                "lam, bounds_deg, bounds_mm and sweep_residual_deg must be >= 0"
+            )
         if not 0 <= self.min_confidence <= 1:
-            raise ValueError(
+            raise ParameterError(
                 f"min_confidence must be in [0, 1], got {self.min_confidence}"
             )
         _check_model(self.confidence_model)
@@ -136,13 +163,13 @@ class EngineParams:
 def _check_model(model) -> None:
     """Check the confidence model's length and the signs that keep it monotone."""
     if len(model) != 1 + len(CONFIDENCE_SIGNS):
-        raise ValueError(
+        raise ParameterError(
             f"confidence_model must have {1 + len(CONFIDENCE_SIGNS)} values, "
             f"got {len(model)}"
         )
     wrong = [i for i, s in enumerate(CONFIDENCE_SIGNS, 1) if float(model[i]) * s < 0]
     if wrong:
-        raise ValueError(
+        raise ParameterError(
             f"confidence_model coefficients {wrong} have the wrong sign "
             f"(expected signs {CONFIDENCE_SIGNS}), got {tuple(model)}"
         )

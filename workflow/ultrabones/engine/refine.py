@@ -1,5 +1,8 @@
-"""Search of the pose perturbation: seeded differential evolution, then a compass
-search on the full sample set; never returns a pose worse than the start."""
+"""Search of the pose perturbation.
+
+Seeded differential evolution, then a compass search on the full sample set; never
+returns a pose worse than the start.
+"""
 
 from __future__ import annotations
 

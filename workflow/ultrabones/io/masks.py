@@ -137,9 +137,12 @@ def open_label_store(path: str | Path, *, require: tuple[str, ...] = ("label",))
     """
     import xarray as xr
 
+    from ..store import decode_flags
+
     path = Path(path)
     try:
-        ds = xr.open_zarr(path, consolidated=False)
+        # status as strings: stores keep it as CF flag codes (ultrabones.store)
+        ds = decode_flags(xr.open_zarr(path, consolidated=False))
     except (OSError, ValueError, KeyError) as err:
         raise InputDataError(f"{path}: cannot open label store ({err})") from err
     missing = [v for v in ("timestamp", *require) if v not in ds.variables]

@@ -62,8 +62,10 @@ class ZPhantom:
 
 @dataclass(frozen=True)
 class Device:
-    """Ultrasound device geometry: ``pixel_spacing_mm`` (s_x, s_y), ``image_size_px``
-    (width, height)."""
+    """Ultrasound device geometry.
+
+    ``pixel_spacing_mm`` (s_x, s_y), ``image_size_px`` (width, height).
+    """
 
     pixel_spacing_mm: tuple[float, float]
     image_size_px: tuple[int, int]

@@ -14,6 +14,7 @@ A poses table written by ``ultrabones poses`` has the same columns plus ``status
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,10 @@ class Record:
 def read_poses_table(path: str | Path) -> pd.DataFrame:
     """Read and check a poses table (``sweep_initial.csv`` or our ``poses.csv``).
 
-    Fatal problems (missing columns, non-integer, duplicate or non-increasing
-    timestamps) raise; rows with NaN or unusable poses get status ``invalid_pose`` and
-    are logged, so the rest of the sweep goes on.
+    Fatal problems (missing columns, a row with more fields than the header, an
+    unknown status, non-integer, duplicate or non-increasing timestamps) raise; rows
+    with too few fields, non-numeric, NaN or unusable poses get status
+    ``invalid_pose`` and are logged, so the rest of the sweep goes on.
 
     Raises
     ------
@@ -88,8 +90,12 @@ def read_poses_table(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+            lines = np.arange(len(df)) + 2
+        else:
+            df, lines = _read_csv_cells(path)
+    except (OSError, ValueError, csv.Error) as err:
         raise InputDataError(f"{path}: cannot read poses table ({err})") from err
     missing = [c for c in POSES_COLUMNS if c not in df.columns]
     if missing:
@@ -98,47 +104,103 @@ def read_poses_table(path: str | Path) -> pd.DataFrame:
         )
     if df.empty:
         raise InputDataError(f"{path}: poses table has no rows")
-    df = df.copy()
-    df["timestamp"] = _integer_timestamps(path, df["timestamp"])
-    _check_increasing(path, df["timestamp"].to_numpy())
+    df = df.reset_index(drop=True)
+    df["timestamp"] = _integer_timestamps(path, df["timestamp"], lines)
+    _check_increasing(path, df["timestamp"].to_numpy(), lines)
+    raw = df[list(POSES_COLUMNS[1:])].copy()
     for col in POSES_COLUMNS[1:]:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
+    df["status"] = _statuses(path, df, lines)
+    df["image"] = df.get("image", pd.Series("", index=df.index)).fillna("").astype(str)
+    _mark_invalid_poses(path, df, raw, lines)
+    return df
+
+
+def _read_csv_cells(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a CSV as text cells (empty = NaN) and each row's line number.
+
+    pandas pads a short row silently, takes a first row with one extra field as an
+    index and drops blank lines so that line numbers drift. Here a row with extra
+    fields raises (which field is extra is unknowable); a short one keeps NaN for
+    its missing values, so its pose is invalid, and is logged with its line.
+    """
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        rows, lines = [], []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                raise InputDataError(
+                    f"{path} line {reader.line_num}: {len(row)} fields, but the "
+                    f"header has {len(header)}"
+                )
+            if len(row) < len(header):
+                log.warning(
+                    "%s line %d: %d of %d fields",
+                    path,
+                    reader.line_num,
+                    len(row),
+                    len(header),
+                )
+            rows.append([c.strip() for c in row] + [""] * (len(header) - len(row)))
+            lines.append(reader.line_num)
+    df = pd.DataFrame(rows, columns=header, dtype=object)
+    return df.mask(df == ""), np.array(lines, dtype=np.int64)
+
+
+def _statuses(path: Path, df: pd.DataFrame, lines: np.ndarray) -> pd.Series:
+    """Return the ``status`` column (``ok`` where absent); raise on unknown codes."""
     if "status" not in df.columns:
-        df["status"] = Reason.OK.value
-    df["status"] = df["status"].fillna(Reason.OK.value).astype(str)
-    if "image" not in df.columns:
-        df["image"] = ""
-    df["image"] = df["image"].fillna("").astype(str)
-    bad = ~np.isfinite(df[list(POSES_COLUMNS[1:])].to_numpy()).all(axis=1)
+        return pd.Series(Reason.OK.value, index=df.index)
+    status = df["status"].fillna(Reason.OK.value).astype(str)
+    unknown = ~status.isin([r.value for r in Reason])
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise InputDataError(
+            f"{path} line {lines[i]}: status {status.iloc[i]!r} is not a reason code "
+            f"({', '.join(r.value for r in Reason)})"
+        )
+    return status
+
+
+def _mark_invalid_poses(path, df, raw, lines) -> None:
+    """Mark ``ok`` rows with a missing, non-numeric or non-finite value invalid_pose."""
+    values = df[list(POSES_COLUMNS[1:])]
+    bad = ~np.isfinite(values.to_numpy()).all(axis=1)
     bad &= df["status"].to_numpy() == Reason.OK.value
     for i in np.flatnonzero(bad):
-        log.warning(
-            "%s line %d: pose is not finite; frame marked invalid_pose", path, i + 2
+        cells = ", ".join(
+            f"{c}={raw.at[i, c]!r}"
+            for c in values.columns
+            if not np.isfinite(values.at[i, c])
         )
+        log.warning("%s line %d: %s; frame marked invalid_pose", path, lines[i], cells)
     df.loc[bad, "status"] = Reason.INVALID_POSE.value
-    return df.reset_index(drop=True)
 
 
-def _integer_timestamps(path: Path, column: pd.Series) -> np.ndarray:
+def _integer_timestamps(path: Path, column: pd.Series, lines) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
     # Beyond 2**53 ms float64 no longer holds every integer (and int64 overflows).
     bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2**53)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputDataError(
-            f"{path} line {i + 2}: timestamp must be an integer (ms) below 2**53, "
+            f"{path} line {lines[i]}: timestamp must be an integer (ms) below 2**53, "
             f"got {column.iloc[i]!r}"
         )
     return values.astype(np.int64)
 
 
-def _check_increasing(path: Path, stamps: np.ndarray) -> None:
+def _check_increasing(path: Path, stamps: np.ndarray, lines) -> None:
     step = np.diff(stamps)
     if np.any(step <= 0):
         i = int(np.flatnonzero(step <= 0)[0]) + 1
         kind = "duplicate" if step[i - 1] == 0 else "non-increasing"
         raise InputDataError(
-            f"{path} line {i + 2}: {kind} timestamp {stamps[i]} after {stamps[i - 1]}"
+            f"{path} line {lines[i]}: {kind} timestamp {stamps[i]} after "
+            f"{stamps[i - 1]}"
         )
 
 

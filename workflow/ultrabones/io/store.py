@@ -13,23 +13,40 @@ Snakemake deletes a job's outputs before it reruns the job::
 A chunk counts as complete only when its marker exists; markers are written by
 atomic rename after the chunk's data, so a kill mid-chunk leaves the chunk to be
 recomputed. :func:`publish` moves the finished store to ``<out>`` by an atomic rename.
+
+Every write stores every chunk, even one equal to the fill value, so a published store
+holds each chunk of its grid; :meth:`WorkInProgress.publish` then records the SHA-256
+of each chunk and array metadata document in ``<store>/chunks.sha256`` (sha256sum
+format; the root ``zarr.json``, whose provenance attrs name the git SHA, is covered by
+the release manifest instead). :func:`verify_store` checks that every chunk exists and
+matches. Flag variables (``status``, ``reason``) are encoded to codes on write and
+decoded to strings by :func:`open_store` (:func:`ultrabones.store.decode_flags`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import xarray as xr
 
+from ..errors import InputDataError
+from ..store import FLAGS, compare_digests, decode_flags, encode_dataset, encode_flags
+from .checksum import sha256_file
+
 __all__ = [
+    "DIGESTS",
     "WorkInProgress",
     "open_store",
     "clear_frames",
     "open_work",
+    "store_digests",
+    "verify_store",
     "write_region",
     "write_variables",
 ]
@@ -37,11 +54,43 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STORE = "store.zarr"
+#: The chunk digests of a published store, inside the store (sha256sum format).
+DIGESTS = "chunks.sha256"
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """Open a label store lazily (``consolidated=False`` on read as on write)."""
-    return xr.open_zarr(Path(path), consolidated=False)
+    """Open a label store lazily, flags decoded (``consolidated=False`` as on write)."""
+    with _quiet_listing():
+        return decode_flags(xr.open_zarr(Path(path), consolidated=False))
+
+
+@contextlib.contextmanager
+def _quiet_listing():
+    """Silence zarr's warning about the store's non-zarr files.
+
+    They are ours: the digests (:data:`DIGESTS`) and Snakemake's time stamp.
+    """
+    from zarr.errors import ZarrUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZarrUserWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _writable(store: str | Path):
+    """Yield a store's group whose writes store chunks equal to the fill value too.
+
+    Zarr reads the setting at write time, so the writes go inside the ``with``.
+    """
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        yield zarr.open_group(Path(store), mode="r+", zarr_format=3)
+
+
+def _stored(name: str, values):
+    return encode_flags(name, values) if name in FLAGS else values
 
 
 def write_region(store: str | Path, frames: slice, chunk: xr.Dataset) -> None:
@@ -50,30 +99,97 @@ def write_region(store: str | Path, frames: slice, chunk: xr.Dataset) -> None:
     Writes through zarr directly: xarray's region write re-reads and checks the whole
     store's metadata per call (about 0.5 s a chunk).
     """
-    import zarr
-
-    group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
-    for name, var in chunk.data_vars.items():
-        group[name][frames] = var.values
+    with _writable(store) as group:
+        for name, var in chunk.data_vars.items():
+            group[name][frames] = _stored(name, var.values)
 
 
 def write_variables(store: str | Path, values: dict) -> None:
     """Overwrite whole per-frame variables (``name -> array``, frames first)."""
-    import zarr
-
-    group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
-    for name, array in values.items():
-        group[name][...] = array
+    with _writable(store) as group:
+        for name, array in values.items():
+            group[name][...] = _stored(name, array)
 
 
 def clear_frames(store: str | Path, frames, names) -> None:
     """Set variables ``names`` of the frames at indices ``frames`` to 0."""
+    with _writable(store) as group:
+        for name in names:
+            for i in frames:
+                group[name][int(i)] = 0
+
+
+def _required_keys(store: Path) -> list[str]:
+    """Return the keys a store's metadata implies: each array's metadata and chunks."""
+    import itertools
+
     import zarr
 
-    group = zarr.open_group(Path(store), mode="r+", zarr_format=3)
-    for name in names:
-        for i in frames:
-            group[name][int(i)] = 0
+    try:
+        group = zarr.open_group(store, mode="r", zarr_format=3)
+        with _quiet_listing():
+            arrays = sorted(group.arrays())
+    except (OSError, ValueError, KeyError) as err:
+        raise InputDataError(f"{store}: cannot open the store ({err})") from err
+    keys = []
+    for name, array in arrays:
+        keys.append(f"{name}/zarr.json")
+        for coords in itertools.product(*(range(n) for n in array.cdata_shape)):
+            keys.append(f"{name}/{array.metadata.encode_chunk_key(coords)}")
+    return keys
+
+
+def _hash_keys(store: Path, keys) -> dict:
+    return {k: sha256_file(store / k) if (store / k).is_file() else None for k in keys}
+
+
+def store_digests(store: str | Path) -> dict:
+    """Return key -> SHA-256 of every chunk and array metadata file of a store.
+
+    Raises
+    ------
+    InputDataError
+        If a chunk of the grid is missing (a store written without every chunk).
+    """
+    store = Path(store)
+    digests = _hash_keys(store, _required_keys(store))
+    missing = [k for k, v in digests.items() if v is None]
+    if missing:
+        raise InputDataError(f"{store}: chunk(s) missing: {', '.join(missing[:5])}")
+    return digests
+
+
+def _read_digests(store: Path) -> dict:
+    path = store / DIGESTS
+    if not path.is_file():
+        raise InputDataError(
+            f"{store}: no chunk digests ({DIGESTS}); not a published label store"
+        )
+    pairs = (line.split(maxsplit=1) for line in path.read_text().splitlines())
+    return {key: digest for digest, key in pairs}
+
+
+def verify_store(store: str | Path) -> None:
+    """Check that every chunk of a published store exists and matches its digest.
+
+    Raises
+    ------
+    InputDataError
+        Naming the store and the first chunks that are missing or changed.
+    """
+    store = Path(store)
+    if not store.is_dir():
+        raise InputDataError(f"{store}: label store not found")
+    recorded = _read_digests(store)
+    required = _required_keys(store)
+    problems = compare_digests(
+        recorded, _hash_keys(store, set(recorded) | set(required)), required
+    )
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputDataError(
+            f"{store}: store corrupted: {'; '.join(problems[:5])}{more}"
+        )
 
 
 def _write_json_atomic(path: Path, doc) -> None:
@@ -102,13 +218,14 @@ class WorkInProgress:
 
     def create(self, template: xr.Dataset, encoding: dict) -> None:
         """Write the store's metadata and coordinates (no frame data yet)."""
-        template.to_zarr(
+        encode_dataset(template).to_zarr(
             self.store,
             mode="w",
             compute=False,
             consolidated=False,
             zarr_format=3,
             encoding=encoding,
+            write_empty_chunks=True,
         )
         (self.root / "done").mkdir(exist_ok=True)
 
@@ -131,11 +248,14 @@ class WorkInProgress:
         _write_json_atomic(self.root / "sweep.json", doc)
 
     def publish(self, attrs: dict) -> None:
-        """Set the final root attrs and move the store to the output by rename."""
+        """Set the root attrs, record the chunk digests, move the store by rename."""
         import zarr
 
         group = zarr.open_group(self.store, mode="r+", zarr_format=3)
         group.attrs.update(attrs)
+        digests = store_digests(self.store)
+        lines = "".join(f"{digests[k]}  {k}\n" for k in sorted(digests))
+        (self.store / DIGESTS).write_text(lines)
         if self.out.exists():
             shutil.rmtree(self.out)
         os.replace(self.store, self.out)

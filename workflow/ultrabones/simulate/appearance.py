@@ -306,7 +306,7 @@ def speckle_tiles(image, mask, *, tile_px: int) -> tuple[np.ndarray, ...]:
 
 
 def radial_spectrum(image, mask, *, spacing_mm, tile_px: int = _SPECTRUM_PX):
-    """Summed radially binned power of tissue tiles (mean removed, Hann window).
+    """Return the radially binned power of tissue tiles (mean removed, Hann).
 
     Returns
     -------

@@ -25,7 +25,7 @@ SAMPLE_SPACING_MM = (0.05392, 0.05392)
 
 
 def _picks(n: int, k: int) -> set:
-    """Indices of ``k`` frames spread evenly over ``n`` (midpoints of k parts)."""
+    """Return ``k`` frame indices spread evenly over ``n`` (part midpoints)."""
     return set(((np.arange(k) + 0.5) * n / k).astype(int).tolist()) if n else set()
 
 

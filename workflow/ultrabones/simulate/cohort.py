@@ -102,7 +102,7 @@ def _check(preset, specimen=None, sweep=None, frames=None, errors="paper") -> Pr
 
 
 def _sources(preset: Preset, model: ErrorModel) -> Sources:
-    """The preset's sources, less those that make the record err when it is exact."""
+    """Return the preset's sources, less the record's errors when it is exact."""
     if not model.exact:
         return preset.sources
     return replace(preset.sources, **dict.fromkeys(_RECORD_ERRORS, False))
@@ -188,7 +188,7 @@ def _sphere_mesh(anatomy: Anatomy, seed: int, specimen: str, model: ErrorModel):
 
 
 def _record_calibration(preset, seed, specimen, model: ErrorModel) -> Calibration:
-    """The error-carrying calibration a lab would have used for this specimen."""
+    """Return the error-carrying calibration a lab would have used for this specimen."""
     truth = true_probe(preset, seed)
     rng = rng_for(seed, specimen, "calibration-error")
     return Calibration(
@@ -261,7 +261,7 @@ def _write_cohort_files(out: Path, preset: Preset, seed: int) -> None:
 
 
 def _segment(anatomy: Anatomy, bone: str, rng):
-    """Scanned bone segment (leg frame) and beam direction for a sweep's bone."""
+    """Return the scanned bone segment (leg frame) and beam direction of a sweep."""
     if bone == "foot":
         b = np.deg2rad(180 + rng.uniform(-20, 20))
         return (
@@ -303,7 +303,7 @@ class _Sweep:
 
 
 def _render_grid(grid: ImageGrid, rng, sources: Sources) -> tuple[ImageGrid, float]:
-    """The true pixel grid: depths scaled by ``c_tissue / c_assumed`` (one sweep)."""
+    """Return the true pixel grid, depths scaled by ``c_tissue / c_assumed``."""
     if not sources.sos_depth_scale:
         return grid, 1.0
     s = depth_scale(rng)
@@ -473,7 +473,10 @@ def _frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> 
 
 
 def _unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
-    """Is a bone without a CT model the first interface of a column of frame ``k``?"""
+    """Return whether a bone without a CT model is a column's first interface.
+
+    Per column of frame ``k``.
+    """
     if scene.unmodelled is None:
         return False
     T = plan.ct_from_image_true[k]
@@ -558,7 +561,7 @@ def simulate_sweep(
 
 
 def _ct_paths(root: Path) -> dict[str, Path]:
-    """The specimen's CT bone models, by bone name."""
+    """Return the specimen's CT bone models, by bone name."""
     return {name: root / "ct" / "bones" / f"{name}.stl" for name in BONES}
 
 

@@ -1,4 +1,4 @@
-"""Honesty of the simulator: does the engine behave on simulated frames as on real?
+"""Honesty of the simulator: the engine on simulated frames beside real ones.
 
 The engine runs unchanged on real frames and on simulated ones; this module turns its
 per-frame tables into the side-by-side numbers of issue 16 ("Honesty: behaviour") and
@@ -188,7 +188,7 @@ def spread(total: int, parts: int) -> list[int]:
 
 
 def _at(table: pd.DataFrame, lam: float, column: str) -> float:
-    """The value of ``column`` at ``lam`` (NaN when either is absent)."""
+    """Return the value of ``column`` at ``lam`` (NaN when either is absent)."""
     if column not in table:
         return float("nan")
     hit = table.loc[np.isclose(table["lam"], lam), column]
