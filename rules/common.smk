@@ -90,6 +90,24 @@ else:
     _check_records(SWEEPS)
 
 SPECIMENS = sorted(SWEEPS["specimen"].unique())
+
+
+def _check_splits(n):
+    """Check release.splits against the sheet's specimens now, not at build_release."""
+    try:
+        from ultrabones.errors import ConfigError
+        from ultrabones.release import split_counts
+    except ImportError:
+        return  # --sdm conda: the package is in the jobs' env; build_release checks
+    splits = config["release"]["splits"]
+    try:
+        split_counts(n, mode=splits["mode"], sizes=splits)
+    except ConfigError as err:
+        raise ValueError(f"{err} ({config['input']['sweeps']})") from err
+
+
+_check_splits(len(SPECIMENS))
+
 #: Wildcard patterns built from the sheet's IDs (used by the Snakefile).
 SPECIMEN_PATTERN = "|".join(SPECIMENS)
 SWEEP_PATTERN = "|".join(sorted(SWEEPS["sweep"].unique()))

@@ -194,12 +194,11 @@ rule audit_sweep_page:
     output:
         page=report(
             directory("results/release/audit/{specimen}/{sweep}"),
-            # the timeline only: a page folder (htmlindex) needs --report *.zip
-            patterns=["{figure,timeline}.png"],
+            htmlindex="index.html",
             caption="../report/audit_page.rst",
             category="Audit pages",
             subcategory="{specimen}",
-            labels={"sweep": "{sweep}", "figure": "{figure}"},
+            labels={"sweep": "{sweep}", "figure": "audit page"},
         ),
     log:
         "logs/audit_sweep_page/{specimen}/{sweep}.log",

@@ -55,6 +55,18 @@ def test_real_sample_config_skips_simulation(workdir, real_sample):
         ({"label": {"threads": "two"}}, "'two' is not of type 'integer'"),
         ({"engine": {"objective": "fast"}}, "'fast' is not one of"),
         ({"input": {"mode": "records"}}, "needs a record folder"),
+        (
+            {
+                "release": {
+                    "splits": {"mode": "counts", "train": 10, "val": 1, "test": 3}
+                }
+            },
+            "release.splits: counts must be integers summing to 2 specimens",
+        ),
+        (
+            {"engine": {"sample_spacing_mm": 0.02}},
+            "0.02 is less than the minimum of 0.1",
+        ),
     ],
 )
 def test_misconfiguration_fails_before_any_job(workdir, doc, message):

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 CASE = REPO / "tests" / "workflow" / "tiny"
 ARGS = ("--cores", "2", "--configfile", "config/case.yaml", "--rerun-incomplete")
+#: The release's manifest: the kill-and-resume run builds only what it covers (the
+#: QC scores and audit pages it leaves out are checked on the uninterrupted run).
+RELEASE = "results/release/manifest.sha256"
 #: Generated folders whose contents vary between runs (times, PIDs, host).
 IGNORED = ("logs", "benchmarks", ".snakemake")
 
@@ -123,9 +126,19 @@ def test_second_run_has_nothing_to_do(finished):
 
 
 def test_report_is_written(finished):
-    proc = snakemake(finished, *ARGS, "--report", "results/report.html")
+    import zipfile
+
+    proc = snakemake(finished, *ARGS, "--report", "results/report.zip")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (finished / "results" / "report.html").stat().st_size > 10_000
+    names = zipfile.ZipFile(finished / "results" / "report.zip").namelist()
+    assert any(n.endswith("report.html") for n in names)
+    # each sweep's audit page folder is a report item (htmlindex): its page, script
+    # and timeline travel together in one folder of the zip
+    folders = {n.rsplit("/", 1)[0] for n in names if n.endswith("/timeline.png")}
+    pages = [
+        f for f in folders if f"{f}/index.html" in names and f"{f}/audit.js" in names
+    ]
+    assert len(pages) == 4, sorted(folders)
 
 
 def wait_for_chunk(workdir: Path, proc: subprocess.Popen, timeout: float = 600):
@@ -162,7 +175,7 @@ def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_pat
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.Popen(
-        [str(BIN / "snakemake"), *ARGS],
+        [str(BIN / "snakemake"), *ARGS, RELEASE],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -175,7 +188,7 @@ def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_pat
         os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group only
         proc.wait()
     assert snakemake(workdir, "--unlock").returncode == 0
-    rerun = snakemake(workdir, *ARGS)
+    rerun = snakemake(workdir, *ARGS, RELEASE)
     assert rerun.returncode == 0, rerun.stderr[-3000:] + failed_logs(workdir, rerun)
     logs = "".join(
         p.read_text() for p in (workdir / "logs" / "label_sweep").rglob("*.log")

@@ -393,3 +393,14 @@ def test_verify_store_command_removes_a_corrupted_store(tmp_path, capsys):
     args = ["verify-store", str(store), "--remove-corrupt", "--out", str(out)]
     assert main(args) == 1
     assert "label/c/1/0/0" in capsys.readouterr().err and not store.exists()
+
+
+def test_leftover_marker_tmp_does_not_block_a_resume(tmp_path):
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    # a marker write cut short (disk full) leaves its temporary file behind
+    leftover = work.root / "done" / "1.tmp"
+    leftover.write_text("[2,")
+    resumed = open_work(tmp_path / "out.zarr", {"plan": 1})
+    assert resumed.completed() == {0} and not leftover.exists()

@@ -2,6 +2,11 @@
 
 Stores and releases record where they came from without absolute paths, so the same
 inputs give the same bytes on any machine.
+
+Hashing an input folder never walks out of it: a linked folder inside is hashed as its
+link text, except the record layout's ``UltrasoundImages`` and ``CT_models`` (linked by
+``ultrabones poses``), whose files are hashed by content. A link such as ``usr -> /usr``
+left in a record therefore costs one line of the digest, not a walk of ``/usr``.
 """
 
 from __future__ import annotations
@@ -14,9 +19,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import __version__
-from .io.checksum import sha256_path
+from .io.checksum import sha256_file
+from .io.record import IMAGES_DIR, MODELS_DIR
 
-__all__ = ["config_hash", "git_sha", "input_checksums", "provenance", "relative_path"]
+__all__ = [
+    "config_hash",
+    "git_sha",
+    "input_checksums",
+    "input_digest",
+    "provenance",
+    "relative_path",
+]
+
+#: Top-level linked folders of the record layout whose files are hashed by content.
+LINKED_FOLDERS = (IMAGES_DIR, MODELS_DIR)
 
 
 def config_hash(config: Mapping) -> str:
@@ -52,9 +68,54 @@ def relative_path(path: str | Path, *, root: str | Path = ".") -> str:
     return Path(rel).as_posix()
 
 
+def _entries(folder: Path, prefix: str = "") -> dict[str, Path]:
+    """Map relative POSIX names to the files and links under ``folder``.
+
+    Linked folders are listed, never entered (``os.walk`` without ``followlinks``).
+    """
+    found = {}
+    for d, dirs, names in os.walk(folder):
+        rel = Path(prefix, os.path.relpath(d, folder))
+        links = [n for n in dirs if (Path(d) / n).is_symlink()]
+        found.update({(rel / n).as_posix(): Path(d) / n for n in [*names, *links]})
+    return found
+
+
+def _entry_digest(path: Path) -> str | None:
+    """Return a file's content digest, a folder or odd link's text, None otherwise."""
+    if path.is_file():  # a linked file too: reading one never walks
+        return sha256_file(path)
+    if path.is_symlink():
+        return f"-> {os.readlink(path)}"
+    return None  # sockets, pipes: not data, and reading a pipe would block
+
+
+def input_digest(path: str | Path) -> str:
+    """Return the SHA-256 of an input file, or of a folder without leaving it.
+
+    A folder's digest covers each entry's relative POSIX path and digest in sorted
+    order, so it does not depend on where the folder lives or on file times. Linked
+    folders are hashed as their link text, except :data:`LINKED_FOLDERS` at the top.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    entries = _entries(path)
+    for name in LINKED_FOLDERS:
+        if (path / name).is_symlink() and (path / name).is_dir():
+            del entries[name]
+            entries.update(_entries(path / name, prefix=name))
+    digest = hashlib.sha256()
+    for rel in sorted(entries):
+        value = _entry_digest(entries[rel])
+        if value is not None:
+            digest.update(f"{rel}\0{value}\n".encode())
+    return digest.hexdigest()
+
+
 def input_checksums(paths, *, root: str | Path = ".") -> dict[str, str]:
-    """Map each input's relative path to its SHA-256 (folders by content)."""
-    return {relative_path(p, root=root): sha256_path(p) for p in paths}
+    """Map each input's relative path to its SHA-256 (see :func:`input_digest`)."""
+    return {relative_path(p, root=root): input_digest(p) for p in paths}
 
 
 def provenance(inputs, *, config_hash: str = "", root: str | Path = ".") -> dict:

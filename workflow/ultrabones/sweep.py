@@ -212,9 +212,16 @@ def _stack(frames: list[dict], shape: tuple) -> dict:
 
 
 def _scatter(client, kernel: dict) -> dict:
-    """Send the large kernel arguments (model, params) to every worker once."""
+    """Send the large kernel arguments (model, params) to every worker once.
+
+    Under fresh keys (``hash=False``): with content-hashed keys a second scatter of
+    the same model (the chunks after the warm start's pilots) reuses the pilots'
+    keys, and their release can cancel the chunks ("lost dependencies").
+    """
     return {
-        k: client.scatter(v, broadcast=True) if k in ("model", "params") else v
+        k: client.scatter(v, broadcast=True, hash=False)
+        if k in ("model", "params")
+        else v
         for k, v in kernel.items()
     }
 

@@ -3,11 +3,16 @@
 Frames run on Dask (a local cluster of ``--threads`` single-threaded worker processes,
 or an existing scheduler by ``--scheduler``), chunk by chunk into a resumable
 work-in-progress store that is published to ``--out`` by an atomic rename.
+
+The record, model and output paths are resolved on the submitting host: workers of an
+external scheduler must see the same file system at the same absolute paths.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -88,14 +93,41 @@ def _client(threads: int, scheduler: str):
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
     if scheduler:
-        return Client(scheduler)
-    cluster = LocalCluster(
-        n_workers=max(threads, 1),
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # any free port: several sweeps run side by side
-    )
-    return Client(cluster)
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=max(threads, 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port: several sweeps run side by side
+        )
+        client = Client(cluster)
+    log.info("%s", _dashboard_message(client, bokeh=_has_bokeh()))
+    return client
+
+
+def _has_bokeh() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard_message(client, *, bokeh: bool) -> str:
+    """Return the log line giving the Dask dashboard's link, or why there is none."""
+    if "dashboard" in client.scheduler_info().get("services", {}):
+        return f"Dask dashboard: {client.dashboard_link}"
+    if not bokeh:
+        return "Dask dashboard off: bokeh is not installed (the workflow extra has it)"
+    return f"Dask dashboard off: the scheduler {client.scheduler.address} runs none"
+
+
+def _absolute(args) -> argparse.Namespace:
+    """Return ``args`` with the record, model and output paths made absolute.
+
+    Tasks and writers carry these paths to the workers, which may run in another
+    directory (an external scheduler's), so they are resolved here, on the submitting
+    host. Symlinks are kept (no ``resolve``): a linked record stays itself.
+    """
+    paths = {k: os.path.abspath(getattr(args, k)) for k in ("record", "model", "out")}
+    return argparse.Namespace(**{**vars(args), **paths})
 
 
 def _progress(total: int, initial: int):
@@ -126,6 +158,7 @@ def run(args) -> int:
 
     if args.chunk_frames < 1:
         raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    args = _absolute(args)
     log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
     record = open_record(args.record)
     engine = _engine_kwargs(args)
@@ -137,6 +170,7 @@ def run(args) -> int:
     work = open_work(args.out, plan)
     cal = record.calibration
     tasks = plan_tasks(record, seed=args.seed, specimen=args.specimen, sweep=args.sweep)
+    _check_any_processed([t.status for t in tasks], args.record)  # before any cluster
     slices = chunk_slices(len(tasks), args.chunk_frames)
     attrs = {
         **prov,
@@ -197,6 +231,7 @@ def run(args) -> int:
         )
         if params.refinement == "sweep":
             _sweep_refit(work, client, tasks, kernel)
+    _check_any_processed(_reasons(work), args.record)
     _confidence_check(work, params, cal.probe_marker_fiducials_mm)
     _check_failures(work, args.max_failed_fraction)
     work.publish(attrs)
@@ -334,10 +369,8 @@ def _check_failures(work, max_fraction: float) -> None:
     import numpy as np
 
     from ..errors import InputDataError
-    from ..io.store import open_store
-    from ..store import as_str
 
-    reason = as_str(open_store(work.store)["reason"].values)
+    reason = _reasons(work)
     has_image = reason != "no_image"
     failed = (
         float(np.mean(reason[has_image] == "engine_error")) if has_image.any() else 0
@@ -347,3 +380,43 @@ def _check_failures(work, max_fraction: float) -> None:
             f"{work.out}: {failed:.1%} of frames ended in engine_error, more than "
             f"--max-failed-fraction {max_fraction:.1%} (see the log's tracebacks)"
         )
+
+
+def _reasons(work):
+    from ..io.store import open_store
+    from ..store import as_str
+
+    return as_str(open_store(work.store)["reason"].values)
+
+
+def _check_any_processed(reasons, record: str) -> None:
+    """Fail when no frame's image was read and refined (nothing to publish).
+
+    ``reasons`` are the frames' codes: the poses table's before labelling (no row
+    ``ok``: nothing can be), the store's after. A sweep whose frames were all refined
+    and then discarded is a normal outcome; one where no frame reached the engine
+    (images misnamed, probe never tracked) is bad input, and publishing it would give
+    an empty release.
+    """
+    from collections import Counter
+
+    from ..engine.reasons import Reason
+    from ..errors import InputDataError
+
+    # reasons a frame gets without reaching the engine, or when the engine raised
+    unprocessed = {
+        Reason.NO_TRACKING,
+        Reason.NO_IMAGE,
+        Reason.UNREADABLE_IMAGE,
+        Reason.WRONG_IMAGE_SIZE,
+        Reason.INVALID_POSE,
+        Reason.ENGINE_ERROR,
+    }
+    if any(r not in unprocessed for r in reasons):
+        return
+    counts = ", ".join(f"{k} {n}" for k, n in sorted(Counter(reasons).items()))
+    raise InputDataError(
+        f"{record}: no frame of the sweep has an image that was read and refined "
+        f"({counts}); check the image names (UltrasoundImages/<timestamp>.png) and "
+        "the poses"
+    )

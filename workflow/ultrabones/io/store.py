@@ -212,9 +212,18 @@ class WorkInProgress:
         return (self.root / "done").is_dir() and self.store.is_dir()
 
     def completed(self) -> set[int]:
-        """Return the indices of the chunks whose marker exists."""
+        """Return the indices of the chunks whose marker exists.
+
+        A ``<i>.tmp`` left by a marker write that failed (disk full, kill) is removed:
+        its chunk counts as not done and is recomputed.
+        """
         done = self.root / "done"
-        return {int(p.name) for p in done.iterdir()} if done.is_dir() else set()
+        if not done.is_dir():
+            return set()
+        for leftover in done.glob("*.tmp"):
+            log.warning("%s: removing the unfinished marker %s", self.root, leftover)
+            leftover.unlink()
+        return {int(p.name) for p in done.iterdir()}
 
     def create(self, template: xr.Dataset, encoding: dict) -> None:
         """Write the store's metadata and coordinates (no frame data yet)."""

@@ -1,0 +1,103 @@
+"""``ultrabones label-sweep`` end to end on a four-frame record of a cylinder."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from test_engine import calibration, cylinder, ring_image
+
+from ultrabones.cli import main
+from ultrabones.cli.label_sweep import _dashboard_message
+from ultrabones.engine import EngineParams, prepare_specimen
+from ultrabones.errors import ParameterError
+from ultrabones.io.calibration import write_calibration
+from ultrabones.io.png import write_png
+from ultrabones.io.record import write_poses_table
+from ultrabones.io.stl import write_stl
+from ultrabones.io.store import open_store
+
+STAMPS = (100, 117, 133, 150)  # ms
+
+
+def write_record(folder, *, image_name="{}.png"):
+    """Write a record of the ring image at pose zero and its model; return both."""
+    record, model = folder / "record", folder / "model"
+    (record / "UltrasoundImages").mkdir(parents=True)
+    (record / "CT_models").mkdir()
+    write_stl(record / "CT_models" / "Bone.stl", *cylinder())
+    cal = calibration()
+    write_calibration(record / "calibration.yaml", cal)
+    poses = pd.DataFrame({"timestamp": STAMPS, "space_factor": cal.pixel_spacing_mm[0]})
+    for col in ("x", "y", "z", "euler_x", "euler_y", "euler_z"):
+        poses[col] = 0.0
+    write_poses_table(record / "sweep_initial.csv", poses)
+    for t in STAMPS:
+        write_png(record / "UltrasoundImages" / image_name.format(t), ring_image())
+    prepare_specimen({"Bone": cylinder()}, params=EngineParams()).save(model)
+    return record, model
+
+
+def label_sweep(record, model, out, *extra) -> int:
+    """Run the command on two-frame chunks with a two-pilot warm start.
+
+    The pilots scatter the model and params before the chunks do: with content-hashed
+    keys one run in two lost them ("lost dependencies"); ``sweep._scatter`` now
+    scatters under fresh keys, and these runs keep that race covered.
+    """
+    args = ["label-sweep", str(record), "--model", str(model), "--out", str(out)]
+    args += ["--specimen", "S01", "--sweep", "tibia-1", "--chunk-frames", "2"]
+    return main([*args, "--warm-start-frames", "2", *extra])
+
+
+def test_sweep_without_a_usable_frame_fails_naming_the_record(tmp_path, capsys):
+    # images named 0<ts>.png: no row of the poses table finds its image
+    record, model = write_record(tmp_path, image_name="0{}.png")
+    assert label_sweep(record, model, tmp_path / "out.zarr") == 1
+    err = capsys.readouterr().err
+    assert f"{record}: no frame of the sweep has an image that was read" in err
+    assert "no_image 4" in err and not (tmp_path / "out.zarr").exists()
+
+
+def test_sweep_of_unreadable_images_fails_after_labelling(tmp_path, capsys):
+    record, model = write_record(tmp_path)
+    for t in STAMPS:
+        (record / "UltrasoundImages" / f"{t}.png").write_bytes(b"not a png")
+    assert label_sweep(record, model, tmp_path / "out.zarr") == 1
+    err = capsys.readouterr().err
+    assert "no frame of the sweep has an image that was read" in err
+    assert "unreadable_image 4" in err and not (tmp_path / "out.zarr").exists()
+
+
+def test_refined_frames_all_discarded_publish_and_the_log_links_the_dashboard(
+    tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="ultrabones")
+    record, model = write_record(tmp_path)
+    out = tmp_path / "out.zarr"
+    # no frame reaches confidence 1: all are refined, then discarded
+    assert label_sweep(record, model, out, "--min-confidence", "1") == 0
+    assert set(open_store(out)["reason"].values) == {"low_confidence"}
+    assert "Dask dashboard: http://" in caplog.text
+
+
+def test_dashboard_off_without_bokeh_says_why():
+    client = SimpleNamespace(scheduler_info=lambda: {"services": {}})
+    message = _dashboard_message(client, bokeh=False)
+    assert message.startswith("Dask dashboard off: bokeh is not installed")
+
+
+def test_too_fine_sample_spacing_is_refused_naming_it(tmp_path, capsys):
+    record, model = write_record(tmp_path)
+    out = tmp_path / "out.zarr"
+    assert label_sweep(record, model, out, "--sample-spacing-mm", "0.02") == 1
+    assert "sample_spacing_mm must be >= 0.1 mm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spacing_mm", [0.02, 0.0999, float("nan")])
+def test_engine_params_bound_the_sample_spacing(spacing_mm):
+    with pytest.raises(ParameterError, match="sample_spacing_mm must be >= 0.1 mm"):
+        EngineParams(sample_spacing_mm=spacing_mm)
+    assert EngineParams(sample_spacing_mm=0.1).sample_spacing_mm == 0.1
