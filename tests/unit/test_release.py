@@ -154,9 +154,16 @@ def test_folds_group_by_sweep_when_one_specimen():
     assert {c.rsplit("_", 1)[0] for c in folds[0]["val"]} == {"S01_fibula-1"}
 
 
-def test_folds_need_two_groups():
-    with pytest.raises(ValueError, match="at least two sweeps"):
-        grouped_folds(cases(["S01"]))
+def test_folds_of_one_sweep_are_contiguous_blocks_of_it():
+    import pandas as pd
+
+    ids = [f"R01_fibula-1_{t}" for t in range(100, 110)]
+    one = pd.DataFrame({"case": ids, "specimen": "R01", "sweep": "fibula-1"})
+    folds, grouping = grouped_folds(one, n_folds=5)
+    assert grouping == "block" and len(folds) == 5
+    assert [f["val"] for f in folds] == [ids[i : i + 2] for i in range(0, 10, 2)]
+    with pytest.raises(ValueError, match="two training cases"):
+        grouped_folds(one.iloc[:1], n_folds=5)
 
 
 def test_nnunet_dataset_json_names_the_png_format():

@@ -283,20 +283,26 @@ def grouped_folds(groups: pd.DataFrame, *, n_folds: int = 5) -> tuple[list[dict]
         ``{"train": [...], "val": [...]}`` per fold, case IDs sorted.
     grouping : str
         ``specimen``; ``sweep`` when only one specimen is in train and val, so that
-        neighbouring frames of one sweep still never fall on both sides.
+        neighbouring frames of one sweep still never fall on both sides; ``block``
+        when only one sweep is (the real sample): contiguous blocks of its frames in
+        order, so only the frames at a block's ends neighbour the other side.
 
     Raises
     ------
     ValueError
-        If there are fewer than two groups.
+        If there are fewer than two training cases.
     """
     key = "specimen" if groups["specimen"].nunique() >= 2 else "sweep"
     labels = (
         groups["specimen"] + "/" + groups["sweep"] if key == "sweep" else groups[key]
     )
+    if labels.nunique() < 2:
+        key, k = "block", min(n_folds, len(groups))
+        blocks = np.arange(len(groups)) * k // max(len(groups), 1)
+        labels = pd.Series(blocks, index=groups.index).astype(str)
     names = sorted(labels.unique())
     if len(names) < 2:
-        raise ValueError(f"folds need at least two {key}s, got {names}")
+        raise ValueError(f"folds need at least two training cases, got {len(groups)}")
     k = min(n_folds, len(names))
     fold_of = {name: i % k for i, name in enumerate(names)}
     fold = labels.map(fold_of).to_numpy()
