@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+from test_store import ATTRS as STORE_ATTRS
 
 from ultrabones.auditpage.images import FINAL_COLOUR, frame_overlay, shrink
 from ultrabones.auditpage.tables import (
@@ -26,15 +27,8 @@ from ultrabones.store import as_str, encoding, status_of, template_dataset
 
 SHAPE = (12, 20)
 REASONS = ["ok", "ok", "correction_too_large", "low_confidence", "no_image", "ok"]
-ATTRS = {
-    "ultrabones_version": "0",
-    "git_sha": "x",
-    "config_hash": "h",
-    "inputs": "{}",
-    "pixel_spacing_mm": [0.1, 0.1],
-    "probe_from_image": [0.0] * 6,
-    "gamma_mm": 0.3,
-}
+# the store tests' minimal attrs, with square pixels
+ATTRS = {**STORE_ATTRS, "pixel_spacing_mm": [0.1, 0.1]}
 
 
 def make_store(path, reasons=REASONS, *, sweep="tibia-1"):

@@ -231,9 +231,11 @@ def run(args) -> int:
         )
         if params.refinement == "sweep":
             _sweep_refit(work, client, tasks, kernel)
-    _check_any_processed(_reasons(work), args.record)
+    # read once: the confidence check changes no frame's image or engine_error
+    reasons = _reasons(work)
+    _check_any_processed(reasons, args.record)
     _confidence_check(work, params, cal.probe_marker_fiducials_mm)
-    _check_failures(work, args.max_failed_fraction)
+    _check_failures(reasons, work.out, args.max_failed_fraction)
     work.publish(attrs)
     return 0
 
@@ -365,19 +367,19 @@ def _mark(index: int, *, work, slices) -> None:
     work.mark_done(index, slices[index])
 
 
-def _check_failures(work, max_fraction: float) -> None:
+def _check_failures(reason, out, max_fraction: float) -> None:
+    """Fail when more frames with an image than ``max_fraction`` hit engine_error."""
     import numpy as np
 
     from ..errors import InputDataError
 
-    reason = _reasons(work)
     has_image = reason != "no_image"
     failed = (
         float(np.mean(reason[has_image] == "engine_error")) if has_image.any() else 0
     )
     if failed > max_fraction:
         raise InputDataError(
-            f"{work.out}: {failed:.1%} of frames ended in engine_error, more than "
+            f"{out}: {failed:.1%} of frames ended in engine_error, more than "
             f"--max-failed-fraction {max_fraction:.1%} (see the log's tracebacks)"
         )
 
@@ -400,19 +402,10 @@ def _check_any_processed(reasons, record: str) -> None:
     """
     from collections import Counter
 
-    from ..engine.reasons import Reason
+    from ..engine.reasons import UNPROCESSED_REASONS
     from ..errors import InputDataError
 
-    # reasons a frame gets without reaching the engine, or when the engine raised
-    unprocessed = {
-        Reason.NO_TRACKING,
-        Reason.NO_IMAGE,
-        Reason.UNREADABLE_IMAGE,
-        Reason.WRONG_IMAGE_SIZE,
-        Reason.INVALID_POSE,
-        Reason.ENGINE_ERROR,
-    }
-    if any(r not in unprocessed for r in reasons):
+    if any(r not in UNPROCESSED_REASONS for r in reasons):
         return
     counts = ", ".join(f"{k} {n}" for k, n in sorted(Counter(reasons).items()))
     raise InputDataError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DISCARD_REASONS", "Reason", "is_discard"]
+__all__ = ["DISCARD_REASONS", "UNPROCESSED_REASONS", "Reason", "is_discard"]
 
 
 class Reason(enum.StrEnum):
@@ -46,6 +46,16 @@ class Reason(enum.StrEnum):
 
 #: Reasons that count as discards among frames that have an image.
 DISCARD_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.NO_IMAGE))
+#: Reasons a frame gets without its image reaching the refinement, or when the engine
+#: raised: a sweep of only these has nothing to publish.
+UNPROCESSED_REASONS = (
+    Reason.NO_TRACKING,
+    Reason.NO_IMAGE,
+    Reason.UNREADABLE_IMAGE,
+    Reason.WRONG_IMAGE_SIZE,
+    Reason.INVALID_POSE,
+    Reason.ENGINE_ERROR,
+)
 
 
 def is_discard(reason: str) -> bool:
