@@ -14,7 +14,7 @@ SYSTEM_LIBS := libGL.so.1:libgl1:mesa-libGL libEGL.so.1:libegl1:mesa-libEGL \
 export PATH := $(abspath $(BIN)):$(PATH)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup setup-model system-libs browser run run-real report test lint pytest test-slurm clean
+.PHONY: setup setup-model system-libs browser run run-real run-raw report test lint pytest test-slurm clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,16 @@ run: setup
 # The same workflow on the real sample record in ../shared (config/real-sample.yaml).
 run-real: setup
 	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete --configfile config/real-sample.yaml
+
+# Raw mode (config/raw-demo.yaml) on a cohort in the raw acquisition layout: the tiny
+# simulated one, written once into results/raw-demo (the stamp marks it complete).
+RAW_DEMO := results/raw-demo
+run-raw: setup $(RAW_DEMO)/.simulated
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete --configfile config/raw-demo.yaml
+
+$(RAW_DEMO)/.simulated: | $(STAMP)
+	$(BIN)/ultrabones simulate --preset tiny --seed 0 --out $(RAW_DEMO)
+	touch $@
 
 # Report of a finished run: results/report.zip (a zip, so the audit page folders are
 # report items; unzip it and open report.html).

@@ -1,11 +1,12 @@
-# Stage 2: spatio-temporal probe calibration, once per Z-phantom recording.
+# Stage 2: spatio-temporal probe calibration, once per Z-phantom recording (simulated,
+# or the raw folder input.raw.calibration).
 
 
-if SIMULATED and is_activated("calibrate"):
+if RAW_LAYOUT and is_activated("calibrate"):
 
     rule calibrate_probe:
         input:
-            recording="results/simulate/recording/{recording}",
+            recording=get_recording,
         output:
             calibration="results/calibrate/{recording}/calibration.yaml",
             error_curve=report(
@@ -25,7 +26,7 @@ if SIMULATED and is_activated("calibrate"):
             mem_mb=2000,
             runtime=30,
         params:
-            folder=lambda wildcards, input: f"{input.recording}/calibration/{wildcards.recording}",
+            folder=recording_folder,
             out=lambda wildcards, output: str(Path(output.calibration).parent),
         shell:
             "ultrabones calibrate {params.folder:q} --out {params.out:q} > {log:q} 2>&1"

@@ -33,6 +33,8 @@ def _read_sweeps(path):
         raise ValueError(
             f"{path}: duplicate sweep {row.specimen}/{row.sweep} (rows must be unique)"
         )
+    # Sorted by ID below: keep each row's line in the file for the error messages.
+    sheet = sheet.assign(line=sheet.index + 2)
     return sheet.set_index(["specimen", "sweep"], drop=False).sort_index()
 
 
@@ -51,14 +53,27 @@ def _check_names(sheet, path):
             )
 
 
+def is_activated(path):
+    """True when the config section at ``path`` (a/b) has ``activate: true``."""
+    section = config
+    for key in path.split("/"):
+        section = section[key]
+    return bool(section["activate"])
+
+
 SWEEPS = _read_sweeps(config["input"]["sweeps"])
 MODE = config["input"]["mode"]
 SIMULATED = MODE == "simulate"
+#: Simulate and raw modes read the raw acquisition layout (docs/data-layout.md,
+#: section 2), so both calibrate, register and compose the poses.
+RAW_LAYOUT = MODE in ("simulate", "raw")
+RAW = config["input"]["raw"]
 
 
 def _check_records(sheet):
-    for i, row in enumerate(sheet.itertuples(), start=2):
-        where = f"{config['input']['sweeps']} line {i} ({row.specimen}/{row.sweep})"
+    path = config["input"]["sweeps"]
+    for row in sheet.itertuples():
+        where = f"{path} line {row.line} ({row.specimen}/{row.sweep})"
         if not row.record:
             raise ValueError(f"{where}: input.mode records needs a record folder")
         if not (Path(row.record) / "sweep_initial.csv").is_file():
@@ -84,8 +99,98 @@ def _check_preset(sheet):
             )
 
 
+#: What calibrate, register and poses read in each raw-layout folder (a trailing /
+#: marks a folder), checked before any job so a wrong path fails naming it.
+RAW_SWEEP_FILES = ("tracker.csv", "UltrasoundImages/")
+RAW_SPECIMEN_FILES = ("ct/bones/", "ct/marker_spheres.stl", "markers/specimen.ini")
+RAW_RECORDING_FILES = (
+    "device.yaml",
+    "phantom.yaml",
+    "markers/probe.ini",
+    "tracker.csv",
+    "images/",
+)
+
+
+def _missing(folder, names):
+    """The first of ``names`` absent from ``folder`` (None when all are there)."""
+    for name in names:
+        path = Path(folder) / name
+        if not (path.is_dir() if name.endswith("/") else path.is_file()):
+            return name
+    return None
+
+
+def _check_raw_folder(folder, names, what):
+    if not Path(folder).is_dir():
+        raise ValueError(f"{what} {folder} not found")
+    missing = _missing(folder, names)
+    if missing:
+        raise ValueError(
+            f"{what} {folder} has no {missing} (raw acquisition layout, "
+            "docs/data-layout.md section 2)"
+        )
+
+
+def _check_raw_sweeps(sheet):
+    own_calibration = () if is_activated("calibrate") else ("calibration.yaml",)
+    path = config["input"]["sweeps"]
+    for row in sheet.itertuples():
+        where = f"{path} line {row.line} ({row.specimen}/{row.sweep})"
+        if not row.record:
+            raise ValueError(f"{where}: input.mode raw needs a sweep folder (record)")
+        _check_raw_folder(
+            row.record, RAW_SWEEP_FILES + own_calibration, f"{where}: sweep folder"
+        )
+
+
+def _check_raw_specimens(specimens):
+    if "{specimen}" not in RAW["specimens"]:
+        raise ValueError(
+            "input.raw.specimens must be a folder pattern with {specimen}, "
+            f"got {RAW['specimens']!r}"
+        )
+    for specimen in specimens:
+        _check_raw_folder(
+            raw_specimen(specimen),
+            RAW_SPECIMEN_FILES,
+            f"input.raw.specimens: specimen {specimen}'s folder",
+        )
+
+
+def _check_raw_recording():
+    if not is_activated("calibrate"):
+        return  # each sweep's own calibration.yaml, checked with the sweeps
+    folder = RAW["calibration"]
+    if not folder:
+        raise ValueError(
+            "input.raw.calibration: calibrate.activate needs the Z-phantom recording "
+            "folder (or set calibrate.activate: false to use each sweep's "
+            "calibration.yaml)"
+        )
+    if not ID.fullmatch(Path(folder).name):
+        raise ValueError(
+            f"input.raw.calibration: folder name {Path(folder).name!r} must match "
+            f"{ID.pattern} (it names results/calibrate/<recording>)"
+        )
+    _check_raw_folder(folder, RAW_RECORDING_FILES, "input.raw.calibration: folder")
+
+
+def _check_raw(sheet):
+    _check_raw_sweeps(sheet)
+    _check_raw_specimens(sorted(sheet["specimen"].unique()))
+    _check_raw_recording()
+
+
+def raw_specimen(specimen):
+    """A specimen's folder in the raw layout, from input.raw.specimens (mode raw)."""
+    return RAW["specimens"].replace("{specimen}", specimen)
+
+
 if SIMULATED:
     _check_preset(SWEEPS)
+elif MODE == "raw":
+    _check_raw(SWEEPS)
 else:
     _check_records(SWEEPS)
 
@@ -106,7 +211,10 @@ def _check_splits(n):
         raise ValueError(f"{err} ({config['input']['sweeps']})") from err
 
 
-_check_splits(len(SPECIMENS))
+# Raw mode parses without importing the package (issue 15): there the release job
+# checks the splits.
+if MODE != "raw":
+    _check_splits(len(SPECIMENS))
 
 #: Wildcard patterns built from the sheet's IDs (used by the Snakefile).
 SPECIMEN_PATTERN = "|".join(SPECIMENS)
@@ -117,15 +225,11 @@ def config_hash(*sections):
     """SHA-256 of the named config sections (all when none): store provenance."""
     keys = sections or sorted(config)
     doc = {k: config[k] for k in keys}
+    if MODE != "raw" and "input" in doc:
+        # input.raw changes nothing in the other modes: left out, their hashes (and
+        # so their stores and release card) stay what they were before raw mode.
+        doc["input"] = {k: v for k, v in doc["input"].items() if k != "raw"}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-def is_activated(path):
-    """True when the config section at ``path`` (a/b) has ``activate: true``."""
-    section = config
-    for key in path.split("/"):
-        section = section[key]
-    return bool(section["activate"])
 
 
 def sweep_ids():
@@ -139,7 +243,7 @@ def per_sweep(pattern):
 
 
 def get_record(wildcards):
-    """The record folder of a sweep (mode records)."""
+    """The sheet's folder of a sweep: its record (records) or raw sweep folder (raw)."""
     return SWEEPS.loc[(wildcards.specimen, wildcards.sweep), "record"]
 
 
@@ -149,33 +253,85 @@ def get_bones(wildcards):
     return str(Path(first["record"]) / "CT_models")
 
 
+def get_sweep(wildcards):
+    """The input holding a sweep's raw-layout folder: a simulate job's, or the sheet's."""
+    if SIMULATED:
+        return f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}"
+    return get_record(wildcards)
+
+
 def sweep_folder(wildcards):
-    """A simulated sweep's folder inside its cohort output (mode simulate)."""
-    return (
-        f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}/specimens/"
-        f"{wildcards.specimen}/sweeps/{wildcards.sweep}"
-    )
+    """A sweep's raw-layout folder: inside its cohort output, or the sheet's (raw)."""
+    if SIMULATED:
+        return (
+            f"{get_sweep(wildcards)}/specimens/{wildcards.specimen}/sweeps/"
+            f"{wildcards.sweep}"
+        )
+    return get_record(wildcards)
+
+
+def models_option(wildcards):
+    """``--models`` for the poses of a raw sweep: its specimen's bones (quoted)."""
+    if SIMULATED:
+        return ""  # the simulated sweep's own CT_models link
+    return f"--models {shlex.quote(get_specimen_bones(wildcards))}"
+
+
+def get_specimen(wildcards):
+    """The input holding a specimen's raw-layout folder (simulate or raw mode)."""
+    if SIMULATED:
+        return f"results/simulate/specimen/{wildcards.specimen}"
+    return raw_specimen(wildcards.specimen)
+
+
+def specimen_folder(wildcards, input):
+    """A specimen's raw-layout folder, given the job's ``input.specimen``."""
+    if SIMULATED:
+        return f"{input.specimen}/specimens/{wildcards.specimen}"
+    return input.specimen
+
+
+def recording_id():
+    """The Z-phantom recording's ID: the simulator's, or the raw folder's name."""
+    if SIMULATED:
+        return config["input"]["simulate"]["recording"]
+    return Path(RAW["calibration"]).name
+
+
+def get_recording(wildcards):
+    """The input holding the Z-phantom recording (simulate or raw mode)."""
+    if SIMULATED:
+        return f"results/simulate/recording/{wildcards.recording}"
+    return RAW["calibration"]
+
+
+def recording_folder(wildcards, input):
+    """The recording's raw-layout folder, given the job's ``input.recording``."""
+    if SIMULATED:
+        return f"{input.recording}/calibration/{wildcards.recording}"
+    return input.recording
 
 
 def get_calibration(wildcards):
     """The calibration file a sweep's poses use: ours, or the sweep's own."""
     if is_activated("calibrate"):
-        recording = config["input"]["simulate"]["recording"]
-        return f"results/calibrate/{recording}/calibration.yaml"
+        return f"results/calibrate/{recording_id()}/calibration.yaml"
     return f"{sweep_folder(wildcards)}/calibration.yaml"
 
 
 def get_calibration_input(wildcards):
-    """The job output that holds the calibration file of a sweep."""
+    """The job output or folder that holds the calibration file of a sweep."""
     if is_activated("calibrate"):
         return get_calibration(wildcards)
-    return f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}"
+    return get_sweep(wildcards)
 
 
 def get_specimen_bones(wildcards):
     """The folder of a specimen's bone models."""
     if SIMULATED:
         return f"results/simulate/specimen/{wildcards.specimen}"
+    if MODE == "raw":
+        return f"{raw_specimen(wildcards.specimen)}/ct/bones"
     return get_bones(wildcards)
 
 

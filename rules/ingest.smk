@@ -1,4 +1,5 @@
-# Stage 1: the sweeps enter, simulated (per recording, specimen and sweep) or as records.
+# Stage 1: the sweeps enter, simulated (per recording, specimen and sweep) or as records;
+# raw-mode folders are read where they are by calibrate, register and poses.
 
 
 if SIMULATED:
@@ -74,7 +75,7 @@ if SIMULATED:
             " --errors {params.errors:q} --specimen {wildcards.specimen:q}"
             " --sweep {wildcards.sweep:q} {params.frames} --out {output:q} > {log:q} 2>&1"
 
-else:
+elif MODE == "records":
 
     rule ingest_record:
         input:

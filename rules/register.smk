@@ -1,12 +1,12 @@
 # Stage 3: per specimen, marker-to-CT registration and the engine's precomputation;
-# per sweep, the frames' poses T_CT<-US.
+# per sweep, the frames' poses T_CT<-US (from the raw layout: simulate or raw mode).
 
 
-if SIMULATED:
+if RAW_LAYOUT:
 
     rule register_specimen:
         input:
-            specimen="results/simulate/specimen/{specimen}",
+            specimen=get_specimen,
         output:
             registration="results/register/{specimen}/ct_from_specimen.json",
         log:
@@ -20,7 +20,7 @@ if SIMULATED:
             mem_mb=2000,
             runtime=30,
         params:
-            folder=lambda wildcards, input: f"{input.specimen}/specimens/{wildcards.specimen}",
+            folder=specimen_folder,
             max_fre_mm=config["register"]["max_fre_mm"],
         shell:
             "ultrabones register {params.folder:q} --max-fre-mm {params.max_fre_mm:q}"
@@ -28,7 +28,7 @@ if SIMULATED:
 
     rule compute_poses:
         input:
-            sweep="results/simulate/sweep/{specimen}/{sweep}",
+            sweep=get_sweep,
             calibration=get_calibration_input,
             registration="results/register/{specimen}/ct_from_specimen.json",
         output:
@@ -47,10 +47,11 @@ if SIMULATED:
             folder=sweep_folder,
             calibration=get_calibration,
             max_gap_ms=config["poses"]["max_gap_ms"],
+            models=models_option,
         shell:
             "ultrabones poses {params.folder:q} --calibration {params.calibration:q}"
             " --registration {input.registration:q} --max-gap-ms {params.max_gap_ms:q}"
-            " --out {output:q} > {log:q} 2>&1"
+            " {params.models} --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_specimen:

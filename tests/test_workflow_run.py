@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow_helpers import BIN, REPO, WORKFLOW_FILES, copy_workflow, snakemake
+from workflow_helpers import (
+    BIN,
+    REPO,
+    WORKFLOW_FILES,
+    copy_workflow,
+    job_counts,
+    snakemake,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +130,20 @@ def test_second_run_has_nothing_to_do(finished):
     proc = snakemake(finished, *ARGS)
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_deleted_store_is_rebuilt_with_what_depends_on_it(finished):
+    store = finished / "results" / "label" / "S01" / "tibia-1.zarr"
+    aside = finished / "aside.zarr"
+    store.rename(aside)
+    try:
+        proc = snakemake(finished, *ARGS, "--dry-run")
+    finally:
+        aside.rename(store)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = job_counts(proc.stdout)
+    assert counts["label_sweep"] == 1
+    assert counts["build_release"] == 1 and counts["write_manifest"] == 1
 
 
 def test_report_is_written(finished):

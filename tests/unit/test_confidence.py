@@ -180,12 +180,19 @@ def test_params_dict_equals_its_json_round_trip():
 
 
 def test_inside_fraction_of_a_bone_half_out_of_view(cyl_model):
-    cal = calibration()
-    assert inside_fraction(cyl_model, np.zeros(6), cal, sigma_mm=0.25) == 1.0
+    cal, kw = calibration(), dict(sigma_mm=0.25, facing_min=0.1)
+    assert inside_fraction(cyl_model, np.zeros(6), cal, **kw) == 1.0
     # move the image so its left edge passes through the cylinder's axis
     pose = np.array([CENTRE[0], 0, 0, 0, 0, 0])
-    half = inside_fraction(cyl_model, pose, cal, sigma_mm=0.25)
+    half = inside_fraction(cyl_model, pose, cal, **kw)
     assert half == pytest.approx(0.5, abs=0.05)
+
+
+def test_facing_threshold_decides_which_samples_face_the_probe(cyl_model):
+    # no normal points towards the transducer by more than 0.999999 of its length
+    pose, cal = np.zeros(6), calibration()
+    kw = dict(sigma_mm=0.25, facing_min=0.999999)
+    assert np.isnan(inside_fraction(cyl_model, pose, cal, **kw))
 
 
 def test_echo_raises_the_confidence(cyl_model):

@@ -8,7 +8,7 @@ import pytest
 
 from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
 from ultrabones.engine.bench import pose_errors
-from ultrabones.engine.frame import SHADOW_MARGIN_MM, _lit
+from ultrabones.engine.frame import _lit
 from ultrabones.engine.geometry import (
     FrameGeometry,
     fiducial_displacement_mm,
@@ -377,12 +377,13 @@ def test_samples_below_a_shallower_bone_are_in_its_shadow():
     points = np.array(
         [
             [0.25, 2.05, 0.0],  # on the interface
-            [0.25, 2.05 + SHADOW_MARGIN_MM + 0.5, 0.0],  # a deeper bone below it
+            [0.25, 2.05 + 1.5 + 0.5, 0.0],  # a deeper bone below the margin
             [0.75, 6.0, 0.0],  # deep, but no bone above in its column
             [-1.0, 9.0, 0.0],  # outside the image's columns
         ]
     )
-    assert _lit(points, full, spacing).tolist() == [True, False, True, True]
+    lit = _lit(points, full, spacing, margin_mm=1.5)
+    assert lit.tolist() == [True, False, True, True]
 
 
 def test_sweep_prior_is_the_median_of_enough_pilots():

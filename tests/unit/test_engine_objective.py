@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from ultrabones.engine import EngineParams, prepare_specimen, process_frame
-from ultrabones.engine.features import EVIDENCE_OFFSET, feature_maps
-from ultrabones.engine.frame import FACING_MIN
+from ultrabones.engine.features import feature_maps
 from ultrabones.engine.geometry import frame_geometry, select_samples
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.objective import Eq3Objective, RobustObjective, bilinear
@@ -24,6 +23,7 @@ from ultrabones.transforms import (
 
 NO_FIBULA = (198255, 200992, 201241)
 MARGIN = 6.0
+DEFAULTS = EngineParams()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def brute_robust(vertices, faces, pose, eps, cal, evidence, factor, sigma):
         pts.append(p), nrm.append(n), w.append(np.full(len(p), area / len(p)))
     pts, nrm, w = np.concatenate(pts), np.concatenate(nrm), np.concatenate(w)
     image_from_ct0 = invert_rigid(ct_from_image0)
-    facing = (nrm @ image_from_ct0[:3, :3].T)[:, 1] < -FACING_MIN
+    facing = (nrm @ image_from_ct0[:3, :3].T)[:, 1] < -DEFAULTS.facing_min
     # the definition's domain: within MARGIN of the image box at the initial pose
     p0 = apply_rigid(image_from_ct0, pts)
     (w_mm, h_mm), m = (np.array(cal.shape[::-1]) * cal.pixel_spacing_mm), MARGIN
@@ -73,7 +73,8 @@ def brute_robust(vertices, faces, pose, eps, cal, evidence, factor, sigma):
     value = bilinear(evidence, row, col)
     r0, c0 = np.floor(row), np.floor(col)
     rows, cols = evidence.shape
-    value[(r0 < 0) | (c0 < 0) | (r0 >= rows - 1) | (c0 >= cols - 1)] = -EVIDENCE_OFFSET
+    out = (r0 < 0) | (c0 < 0) | (r0 >= rows - 1) | (c0 >= cols - 1)
+    value[out] = -DEFAULTS.evidence_offset
     return float((w[facing] * slope * g * value).sum())
 
 
@@ -85,7 +86,7 @@ def test_robust_objective_matches_brute_force_on_real_frame(real):
     index, pts = select_samples(model, geom, slab_mm=MARGIN, margin_mm=MARGIN)
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
     maps = feature_maps(image, spacing_mm=cal.pixel_spacing_mm)
-    facing = normals[:, 1] < -FACING_MIN
+    facing = normals[:, 1] < -DEFAULTS.facing_min
     fast = RobustObjective(
         geom,
         pts[facing],
@@ -93,6 +94,7 @@ def test_robust_objective_matches_brute_force_on_real_frame(real):
         maps.evidence,
         normals_image0=normals[facing],
         factor=maps.factor,
+        outside=maps.outside,
         sigma_mm=0.25,
         lam=0.0,
         fiducials=cal.probe_marker_fiducials_mm,

@@ -198,8 +198,9 @@ def test_information_matrix_is_the_weighted_normal_equations():
 
 
 def test_robust_objective_run_of_samples_gives_the_full_sum():
-    from ultrabones.engine.features import EVIDENCE_OFFSET
     from ultrabones.engine.objective import RobustObjective, bilinear
+
+    outside = -EngineParams().evidence_offset
 
     rng = np.random.default_rng(1234)
     geom = frame_geometry(np.array(POSES[1]), calibration(), SHAPE)
@@ -215,6 +216,7 @@ def test_robust_objective_run_of_samples_gives_the_full_sum():
         evidence,
         normals_image0=normals,
         factor=2,
+        outside=outside,
         sigma_mm=0.25,
         lam=0.0,
         fiducials=np.zeros((1, 3)),
@@ -228,7 +230,7 @@ def test_robust_objective_run_of_samples_gives_the_full_sum():
     value = bilinear(evidence, row, col)
     out = (np.floor(row) < 0) | (np.floor(col) < 0)
     out |= (np.floor(row) >= 59) | (np.floor(col) >= 79)
-    value[out] = -EVIDENCE_OFFSET
+    value[out] = outside
     brute = (g * value * (np.abs(q[..., 2]) <= 0.75)).sum(axis=1) * objective.scale
     np.testing.assert_allclose(objective.data(eps), brute, rtol=1e-9, atol=1e-12)
     assert np.abs(brute).min() > 0

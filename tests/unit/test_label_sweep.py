@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from types import SimpleNamespace
 
@@ -81,6 +83,16 @@ def test_refined_frames_all_discarded_publish_and_the_log_links_the_dashboard(
     assert label_sweep(record, model, out, "--min-confidence", "1") == 0
     assert set(open_store(out)["reason"].values) == {"low_confidence"}
     assert "Dask dashboard: http://" in caplog.text
+
+
+def test_store_records_every_engine_param_given_or_not(tmp_path):
+    record, model = write_record(tmp_path)
+    out = tmp_path / "out.zarr"
+    assert label_sweep(record, model, out, "--facing-min", "0.2") == 0
+    recorded = json.loads(open_store(out).attrs["engine_params"])
+    assert set(recorded) == {f.name for f in dataclasses.fields(EngineParams)}
+    assert recorded["facing_min"] == 0.2
+    assert recorded["shadow_window_mm"] == [0.4, 3.0]
 
 
 def test_dashboard_off_without_bokeh_says_why():

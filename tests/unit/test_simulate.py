@@ -178,14 +178,16 @@ def test_visible_label_lies_on_bright_ridge(sweep):
 def test_misalignment_has_configured_statistics():
     table = misalignment_table("tiny", seed=0, step=5)
     m = table["misalignment_mm"].dropna()
-    # paper: 1.13 +- 0.606 mm; tiny has only two specimens (calibration draws)
-    assert 0.7 < m.mean() < 1.5
-    assert m.max() > 1.3
+    # the calibration error is the paper's 1.07 mm (3D RMS), mostly lateral and
+    # elevational; tiny has only two specimens (calibration draws): 0.54 mm mean
+    assert 0.35 < m.mean() < 0.9
+    assert m.max() > 0.8
     # the 3D distance also counts the error along the bone, which moves no label
     assert table["misalignment_3d_mm"].mean() > m.mean()
-    # correlated along a sweep: neighbours differ far less than the spread
-    steps = table.groupby(["specimen", "sweep"])["misalignment_mm"].diff().abs()
-    assert steps.mean() < 0.5 * m.std() + 0.05
+    # most of the pose error is shared along a sweep (calibration, slow lag error):
+    # each sweep's mean error is well above its frames' spread around it (jitter)
+    by_sweep = table.groupby(["specimen", "sweep"])["misalignment_3d_mm"]
+    assert by_sweep.mean().min() > 2.0 * by_sweep.std().max()
 
 
 def _rod_scene():

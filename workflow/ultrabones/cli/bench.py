@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from .label_sweep import add_engine_options, engine_kwargs
+
 __all__ = ["add_parser", "run"]
+
+#: ``EngineParams`` fields with a bench option of their own: ``--seed`` seeds the
+#: simulation and the frame sample, ``--reject-at-bound`` is a flag.
+OWN_OPTIONS = ("seed", "reject_at_bound")
 
 
 def add_parser(sub) -> None:
@@ -31,12 +37,6 @@ def add_parser(sub) -> None:
     pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
     p.add_argument("--table", help="per-frame table (.csv or .parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument(
-        "--objective",
-        default="robust",
-        help="robust (default), eq3 or authors (see EngineParams.objective)",
-    )
-    p.add_argument("--lam", type=float, help="fiducial penalty weight (per mm)")
     p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
     p.add_argument(
         "--review",
@@ -47,18 +47,6 @@ def add_parser(sub) -> None:
         "--reject-at-bound",
         action="store_true",
         help="also reject corrections that end on the search box's edge",
-    )
-    p.add_argument(
-        "--refinement",
-        choices=("sweep", "frame"),
-        default="sweep",
-        help="sweep: refine again the frames that stray from the sweep's correction; "
-        "frame: each frame alone (the paper)",
-    )
-    p.add_argument(
-        "--warm-start-frames",
-        type=int,
-        help="pilot frames of the sweep's warm start (0: every frame alone)",
     )
     p.add_argument(
         "--without",
@@ -74,6 +62,7 @@ def add_parser(sub) -> None:
         help="with --preset: run the preset, then once per source switched off; "
         "print one row each",
     )
+    add_engine_options(p, exclude=OWN_OPTIONS)
     p.set_defaults(run=run)
 
 
@@ -342,14 +331,8 @@ def _bench(args, root, seed, *, first) -> dict:
 
     record = open_record(root)
     truth = _truth_dir(root)
-    kw = {"objective": args.objective}
-    if args.lam is not None:
-        kw["lam"] = args.lam
-    if args.warm_start_frames is not None:
-        kw["warm_start_frames"] = args.warm_start_frames
-    kw["reject_at_bound"] = args.reject_at_bound
-    kw["refinement"] = args.refinement
-    params = EngineParams(**kw)
+    kw = engine_kwargs(args, exclude=OWN_OPTIONS)
+    params = EngineParams(**kw, reject_at_bound=args.reject_at_bound)
     t0 = time.perf_counter()
     model = prepare_specimen(
         {k: read_stl(p) for k, p in record.bone_paths.items()}, params=params

@@ -20,25 +20,9 @@ import sys
 
 log = logging.getLogger(__name__)
 
-#: Engine parameters this command forwards to ``EngineParams`` when given.
-ENGINE_OPTIONS = {
-    "gamma_mm": float,
-    "lam": float,
-    "objective": str,
-    "bounds_deg": float,
-    "bounds_mm": float,
-    "max_correction_mm": float,
-    "max_incidence_deg": float,
-    "sample_spacing_mm": float,
-    "warm_start_frames": int,
-    "reject_at_bound": "boolean",
-    "min_confidence": float,
-    "confidence_model": "list",
-    "refinement": str,
-    "sweep_window_s": float,
-    "sweep_residual_mm": float,
-    "sweep_residual_deg": float,
-}
+#: ``EngineParams`` fields with an option of their own in a command (``--seed`` also
+#: seeds the frames' tasks), so :func:`add_engine_options` leaves them out.
+OWN_OPTIONS = ("seed",)
 
 
 def _boolean(text: str) -> bool:
@@ -47,6 +31,43 @@ def _boolean(text: str) -> bool:
     if value is None:
         raise ValueError(f"expected true or false, got {text!r}")
     return value
+
+
+def engine_fields(exclude=()) -> dict:
+    """Return the ``EngineParams`` fields as ``{name: (type, default)}``.
+
+    The dataclass is the one list of the engine's parameters: the options, the
+    config's ``engine:`` section and the store's ``engine_params`` attr follow it.
+    """
+    import dataclasses
+    import typing
+
+    from ..engine.params import EngineParams
+
+    hints = typing.get_type_hints(EngineParams)
+    return {
+        f.name: (hints[f.name], f.default)
+        for f in dataclasses.fields(EngineParams)
+        if f.name not in exclude
+    }
+
+
+def add_engine_options(parser, *, exclude=OWN_OPTIONS) -> None:
+    """Add ``--kebab-name`` for each ``EngineParams`` field (default None: keep)."""
+    for name, (kind, default) in engine_fields(exclude).items():
+        shown = " ".join(map(str, default)) if kind is tuple else default
+        kw = {"default": None, "help": f"EngineParams.{name} (default {shown})"}
+        if kind is tuple:
+            kw |= {"type": float, "nargs": "+"}
+        else:
+            kw["type"] = _boolean if kind is bool else kind
+        parser.add_argument(f"--{name.replace('_', '-')}", **kw)
+
+
+def engine_kwargs(args, *, exclude=OWN_OPTIONS) -> dict:
+    """Return the ``EngineParams`` keywords of the engine options given in ``args``."""
+    values = {k: getattr(args, k) for k in engine_fields(exclude)}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def add_parser(sub) -> None:
@@ -68,23 +89,8 @@ def add_parser(sub) -> None:
         default=0.05,
         help="fail when more frames than this end in engine_error",
     )
-    for name, kind in ENGINE_OPTIONS.items():
-        flag = f"--{name.replace('_', '-')}"
-        if kind == "list":
-            p.add_argument(flag, type=float, nargs="+", default=None)
-            continue
-        kind = _boolean if kind == "boolean" else kind
-        p.add_argument(flag, type=kind, default=None)
+    add_engine_options(p)
     p.set_defaults(run=run)
-
-
-def _engine_kwargs(args) -> dict:
-    values = {k: getattr(args, k) for k in ENGINE_OPTIONS}
-    return {
-        k: tuple(v) if isinstance(v, list) else v
-        for k, v in values.items()
-        if v is not None
-    }
 
 
 def _client(threads: int, scheduler: str):
@@ -161,7 +167,7 @@ def run(args) -> int:
     args = _absolute(args)
     log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
     record = open_record(args.record)
-    engine = _engine_kwargs(args)
+    engine = engine_kwargs(args)
     params = EngineParams(**engine, seed=args.seed)
     engine = params.to_dict()
     prov = provenance([args.record, args.model], config_hash=args.config_hash)

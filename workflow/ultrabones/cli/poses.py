@@ -19,6 +19,11 @@ def add_parser(sub) -> None:
     p.add_argument("--registration", required=True, help="JSON with ct_from_specimen")
     p.add_argument("--out", required=True, help="output record folder")
     p.add_argument(
+        "--models",
+        help="bone models folder linked as the record's CT_models (default: the "
+        "sweep's CT_models; a lab's sweep folder may lack that link)",
+    )
+    p.add_argument(
         "--max-gap-ms",
         type=float,
         default=50.0,
@@ -61,7 +66,7 @@ def run(args) -> int:
         table,
         calibration=args.calibration,
         images=sweep / "UltrasoundImages",
-        models=sweep / "CT_models",
+        models=args.models or sweep / "CT_models",
     )
     summary = {
         "frames": len(table),

@@ -50,9 +50,6 @@ __all__ = [
     "sweep_confidence",
 ]
 
-#: Surface samples whose normal points towards the transducer (image -y) by more
-#: than this face the probe (as in the robust objective).
-FACING_MIN = 0.1
 #: How far outside the image the intersection curve is followed (mm): wider than a
 #: lower-leg bone's cross-section, so the whole curve of a bone in view is counted.
 CURVE_MARGIN_MM = 30.0
@@ -97,7 +94,7 @@ def curve_length_mm(band, *, spacing_mm, gamma_mm) -> float:
     return area / (2.0 * gamma_mm)
 
 
-def inside_fraction(model, pose, calibration, *, sigma_mm) -> float:
+def inside_fraction(model, pose, calibration, *, sigma_mm, facing_min) -> float:
     """Return the share of the probe-facing intersection curve inside the image.
 
     Parameters
@@ -108,6 +105,10 @@ def inside_fraction(model, pose, calibration, *, sigma_mm) -> float:
     calibration : Calibration
     sigma_mm : float
         Surface samples within this distance of the plane make up the curve.
+    facing_min : float
+        Samples whose unit normal points towards the transducer (image -y) by more
+        than this face the probe (``EngineParams.facing_min``, as in the robust
+        objective).
 
     Returns
     -------
@@ -117,7 +118,7 @@ def inside_fraction(model, pose, calibration, *, sigma_mm) -> float:
     geom = frame_geometry(pose, calibration, calibration.shape)
     index, pts = _curve_samples(model, geom, sigma_mm)
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
-    facing = normals[:, 1] < -FACING_MIN
+    facing = normals[:, 1] < -facing_min
     weights = model.weights[index][facing].astype(np.float64)
     if not weights.sum() > 0:
         return float("nan")
@@ -180,7 +181,11 @@ def frame_features(result, masks, eps, *, model, calibration, params) -> dict:
     )
     bound = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
     inside = inside_fraction(
-        model, result.pose_refined, calibration, sigma_mm=params.sigma_mm
+        model,
+        result.pose_refined,
+        calibration,
+        sigma_mm=params.sigma_mm,
+        facing_min=params.facing_min,
     )
     return {
         "evidence_per_mm": result.objective_refined / length if length > 0 else 0.0,

@@ -7,15 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["FeatureMaps", "bone_evidence", "feature_maps"]
+from .params import EngineParams
 
-#: Block-averaging factor of the evidence map (0.108 mm pixels on real frames).
-DOWNSAMPLE = 2
-#: Depth window below an echo where bone casts its shadow (mm).
-SHADOW_WINDOW_MM = (0.4, 3.0)
-#: Evidence subtracted everywhere in the image: plain tissue must cost, or a sum
-#: over more surface rewards drifting onto speckle and fascia.
-EVIDENCE_OFFSET = 0.15
+__all__ = ["FeatureMaps", "bone_evidence", "feature_maps"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +21,15 @@ class FeatureMaps:
     evidence : ndarray of shape (rows // f, cols // f), float32
         Bone evidence in [-1, 1] at ``f = factor`` times coarser pixels.
     factor : int
+    outside : float
+        Evidence of a point outside the image: tissue without an echo
+        (``-EngineParams.evidence_offset``), so pushing the bone out of view
+        gains nothing.
     """
 
     evidence: np.ndarray
     factor: int
+    outside: float
 
 
 def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
@@ -57,32 +56,45 @@ def _mean_below(image: np.ndarray, start: int, stop: int) -> np.ndarray:
     return (csum[bottom] - csum[top]) / (stop + 1 - start)
 
 
-def bone_evidence(image: np.ndarray, *, spacing_mm: float) -> np.ndarray:
+def bone_evidence(
+    image: np.ndarray, *, spacing_mm: float, params: EngineParams | None = None
+) -> np.ndarray:
     """Return the bright-above-dark evidence of a bone echo at each pixel.
 
-    The image is smoothed, normalised per frame between its median (speckle level)
-    and its 99.5th percentile, and each pixel's normalised brightness is reduced by
-    the mean brightness of the window below it (the shadow bone casts): fascia is
-    bright with tissue below, bone is bright with darkness below. ``EVIDENCE_OFFSET``
-    is subtracted so that tissue without an echo counts against a pose.
+    The image is smoothed, normalised per frame between two percentiles (the
+    speckle level and a bright echo), and each pixel's normalised brightness is
+    reduced by the mean brightness of the window below it (the shadow bone casts):
+    fascia is bright with tissue below, bone is bright with darkness below. The
+    evidence offset is subtracted so that tissue without an echo counts against a
+    pose.
 
     Parameters
     ----------
     image : ndarray of shape (rows, cols), float
     spacing_mm : float
         Pixel size of ``image`` along the columns (depth), mm.
+    params : EngineParams, optional
+        ``evidence_smoothing_px``, ``evidence_percentiles``, ``shadow_window_mm``
+        and ``evidence_offset``.
     """
-    smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0, mode="nearest")
+    params = params or EngineParams()
+    smooth = ndimage.gaussian_filter(
+        image.astype(np.float32), params.evidence_smoothing_px, mode="nearest"
+    )
     # Python floats keep the arithmetic in float32 (NumPy scalars would widen it)
-    lo, hi = (float(q) for q in np.percentile(smooth, [50.0, 99.5]))
+    lo, hi = (float(q) for q in np.percentile(smooth, params.evidence_percentiles))
     norm = np.clip((smooth - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    a, b = (int(round(w / spacing_mm)) for w in SHADOW_WINDOW_MM)
-    contrast = norm - _mean_below(norm, a, b) - EVIDENCE_OFFSET
+    a, b = (int(round(w / spacing_mm)) for w in params.shadow_window_mm)
+    contrast = norm - _mean_below(norm, a, b) - params.evidence_offset
     return contrast.astype(np.float32)
 
 
-def feature_maps(image: np.ndarray, *, spacing_mm) -> FeatureMaps:
+def feature_maps(
+    image: np.ndarray, *, spacing_mm, params: EngineParams | None = None
+) -> FeatureMaps:
     """Pre-process a uint8 frame into the maps the objectives sample."""
-    coarse = _block_mean(np.asarray(image), DOWNSAMPLE) / np.float32(255.0)
-    evidence = bone_evidence(coarse, spacing_mm=spacing_mm[1] * DOWNSAMPLE)
-    return FeatureMaps(evidence, DOWNSAMPLE)
+    params = params or EngineParams()
+    f = params.evidence_downsample
+    coarse = _block_mean(np.asarray(image), f) / np.float32(255.0)
+    evidence = bone_evidence(coarse, spacing_mm=spacing_mm[1] * f, params=params)
+    return FeatureMaps(evidence, f, -params.evidence_offset)

@@ -34,20 +34,6 @@ __all__ = ["FrameRejected", "process_frame"]
 
 log = logging.getLogger(__name__)
 
-#: Farthest the bone may lie from the image at the initial pose to be refined (mm).
-MAX_MISS_MM = 2.0
-#: Facing samples: normal component towards the transducer (image -y) above this.
-FACING_MIN = 0.1
-#: Surface samples deeper than their scan line's first bone interface (at the
-#: initial pose) by more than this lie in that bone's acoustic shadow: they show no
-#: echo, so the robust objective leaves them out (mm; covers the pose error).
-SHADOW_MARGIN_MM = 1.5
-#: Surface samples of the fine (compass) stage of the robust objective.
-FINE_POINTS = 8000
-#: Image motions whose information is below this fraction of the best-pinned one
-#: are flat: the refinement's component along them is undone (see ``refine``).
-FLAT_RATIO = 0.05
-
 
 class _Search(NamedTuple):
     """Where a frame's search starts: the sweep's warm start and a start pose."""
@@ -99,39 +85,42 @@ def _samples(model, geom, params):
     index, pts = select_samples(model, geom, slab_mm=slab, margin_mm=slab)
     w, h = geom.extent_mm
     inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w) & (pts[:, 1] >= 0) & (pts[:, 1] <= h)
-    if not np.any(inside & (np.abs(pts[:, 2]) <= MAX_MISS_MM)):
+    if not np.any(inside & (np.abs(pts[:, 2]) <= params.max_miss_mm)):
         raise FrameRejected(Reason.NO_BONE_IN_VIEW, "no bone within reach of the image")
     return index, pts
 
 
-def _lit(points_image, full, spacing_mm) -> np.ndarray:
+def _lit(points_image, full, spacing_mm, *, margin_mm) -> np.ndarray:
     """Return which samples are not in the shadow of a shallower bone.
 
     ``full`` is the full label at the initial pose: in each column its first
-    labelled pixel is the first interface the beam meets. Samples outside the
-    image's columns count as lit.
+    labelled pixel is the first interface the beam meets; a sample more than
+    ``margin_mm`` deeper is in its shadow. Samples outside the image's columns
+    count as lit.
     """
     depth = first_interface_mm(full, spacing_mm)
     col = np.floor(points_image[:, 0] / spacing_mm[0]).astype(np.int64)
     inside = (col >= 0) & (col < depth.size)
     limit = np.where(inside, depth[np.clip(col, 0, depth.size - 1)], np.inf)
-    return points_image[:, 1] <= limit + SHADOW_MARGIN_MM
+    return points_image[:, 1] <= limit + margin_mm
 
 
 def _robust(model, geom, index, pts, image, calibration, params, rng, full, prior):
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
-    keep = (normals[:, 1] < -FACING_MIN) & _lit(pts, full, geom.spacing_mm)
+    lit = _lit(pts, full, geom.spacing_mm, margin_mm=params.shadow_margin_mm)
+    keep = (normals[:, 1] < -params.facing_min) & lit
     facing, weights = pts[keep], model.weights[index[keep]]
     facing_normals = normals[keep]
-    maps = feature_maps(image, spacing_mm=geom.spacing_mm)
+    maps = feature_maps(image, spacing_mm=geom.spacing_mm, params=params)
     kw = dict(
         factor=maps.factor,
+        outside=maps.outside,
         sigma_mm=params.sigma_mm,
         lam=params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
     surface = (facing, facing_normals, weights)
-    fine = _subset_objective(geom, surface, maps, kw, FINE_POINTS, rng)
+    fine = _subset_objective(geom, surface, maps, kw, params.fine_points, rng)
     coarse = _subset_objective(geom, surface, maps, kw, params.coarse_points, rng)
     centre = _pivot(facing, weights)
     flat = flat_directions(
@@ -140,7 +129,7 @@ def _robust(model, geom, index, pts, image, calibration, params, rng, full, prio
         weights,
         centre,
         sigma_mm=params.sigma_mm,
-        ratio=FLAT_RATIO,
+        ratio=params.flat_ratio,
     )
     return refine(
         fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat), prior=prior

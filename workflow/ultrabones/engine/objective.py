@@ -21,7 +21,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..transforms import apply_rigid, invert_rigid
-from .features import EVIDENCE_OFFSET
 from .geometry import FrameGeometry, fiducial_displacement_mm
 
 __all__ = [
@@ -71,8 +70,8 @@ class _Base:
 class RobustObjective(_Base):
     """Soft-membership integral of bone evidence along the facing surface.
 
-    Samples that leave the image count as tissue without an echo
-    (``-EVIDENCE_OFFSET``), so pushing the bone out of view gains nothing.
+    Samples that leave the image count as tissue without an echo (``outside``),
+    so pushing the bone out of view gains nothing.
 
     Parameters
     ----------
@@ -90,6 +89,8 @@ class RobustObjective(_Base):
     evidence : ndarray of shape (r, c)
         Bone evidence map at ``factor`` times coarser pixels.
     factor : int
+    outside : float
+        Evidence of a sample outside the map (``FeatureMaps.outside``).
     sigma_mm, lam : float
     fiducials : ndarray of shape (n, 3)
     """
@@ -103,6 +104,7 @@ class RobustObjective(_Base):
         *,
         normals_image0,
         factor,
+        outside,
         sigma_mm,
         lam,
         fiducials,
@@ -120,6 +122,7 @@ class RobustObjective(_Base):
         self.box = np.r_[(lo[:2] + hi[:2]) / 2, (hi[:2] - lo[:2]) / 2, 0.0]
         self.box[4] = np.abs(pts[:, 2]).max()
         self.evidence, self.factor = evidence, int(factor)
+        self.outside = float(outside)
         self.sigma = float(sigma_mm)
         self.scale = 1.0 / (self.sigma * np.sqrt(2 * np.pi))
 
@@ -137,7 +140,7 @@ class RobustObjective(_Base):
             self.evidence,
             grid,
             self.sigma,
-            -EVIDENCE_OFFSET,
+            self.outside,
             self.box,
         )
         return out * self.scale

@@ -94,6 +94,41 @@ class EngineParams:
     sweep_residual_mm, sweep_residual_deg : float
         Largest per-frame departure from the sweep's correction: the outlier
         threshold (mean fiducial distance, mm) and the re-refinement box.
+    evidence_smoothing_px : float
+        Gaussian smoothing of the evidence map before it is normalised (sigma,
+        binned pixels; ``engine.features``).
+    evidence_percentiles : (float, float)
+        Percentiles of the smoothed frame that map to 0 (speckle level) and 1 (a
+        bright echo) in the evidence map.
+    shadow_window_mm : (float, float)
+        Depth window below a pixel whose mean brightness is subtracted from it: the
+        acoustic shadow a bone casts (mm).
+    evidence_offset : float
+        Evidence subtracted everywhere, and the evidence of points outside the
+        image: plain tissue must cost, or a sum over more surface rewards drifting
+        onto speckle and fascia.
+    evidence_downsample : int
+        Block-averaging factor of the evidence map (0.108 mm pixels on real frames).
+    facing_min : float
+        Surface samples whose unit normal points towards the transducer (image -y)
+        by more than this face the probe; only they count in the robust objective
+        and the confidence's ``inside_fraction``.
+    shadow_margin_mm : float
+        Surface samples deeper than their scan line's first bone interface (at the
+        initial pose) by more than this lie in that bone's acoustic shadow and are
+        left out of the robust objective (mm; covers the pose error).
+    max_miss_mm : float
+        Farthest the bone may lie from the image at the initial pose for the frame
+        to be refined (mm); else ``no_bone_in_view``.
+    fine_points : int
+        Surface samples used by the fine (compass) stage of the robust objective.
+    flat_ratio : float
+        Image motions whose information is below this fraction of the best-pinned
+        one are flat: the pull-back moves the correction along them to where the
+        probe fiducials move least (``geometry.flat_directions``).
+    pull_back_fraction : float
+        The pull-back undoes components of the correction while the objective loses
+        less than this fraction of the refinement's gain.
     seed : int
         Base seed; ``process_frame`` combines it with the frame seed.
     """
@@ -120,6 +155,17 @@ class EngineParams:
     sweep_window_s: float = 10.0
     sweep_residual_mm: float = 0.3
     sweep_residual_deg: float = 0.3
+    evidence_smoothing_px: float = 1.0
+    evidence_percentiles: tuple = (50.0, 99.5)
+    shadow_window_mm: tuple = (0.4, 3.0)
+    evidence_offset: float = 0.15
+    evidence_downsample: int = 2
+    facing_min: float = 0.1
+    shadow_margin_mm: float = 1.5
+    max_miss_mm: float = 2.0
+    fine_points: int = 8000
+    flat_ratio: float = 0.05
+    pull_back_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -154,9 +200,10 @@ class EngineParams:
                 f"min_confidence must be in [0, 1], got {self.min_confidence}"
             )
         _check_model(self.confidence_model)
-        object.__setattr__(
-            self, "confidence_model", tuple(float(b) for b in self.confidence_model)
-        )
+        # lists arrive from JSON and the command line; tuples keep the params hashable
+        for name in ("confidence_model", *_PAIRS):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        _check_heuristics(self)
 
     def to_dict(self) -> dict:
         """Return the parameters as a plain dict (for store attrs and JSON).
@@ -167,6 +214,37 @@ class EngineParams:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
         }
+
+
+#: Pair-valued parameters and the interval their two values must lie in, in order.
+_PAIRS = {"evidence_percentiles": (0.0, 100.0), "shadow_window_mm": (0.0, np.inf)}
+#: Parameters and the half-open interval ``[lo, hi)`` they must lie in.
+_RANGES = {
+    "evidence_smoothing_px": (0.0, np.inf),
+    "evidence_offset": (0.0, 1.0),
+    "evidence_downsample": (1, np.inf),
+    "facing_min": (0.0, 1.0),
+    "shadow_margin_mm": (0.0, np.inf),
+    "max_miss_mm": (0.0, np.inf),
+    "fine_points": (1, np.inf),
+    "flat_ratio": (0.0, 1.0),
+    "pull_back_fraction": (0.0, 1.0),
+}
+
+
+def _check_heuristics(params) -> None:
+    """Check the heuristic constants' ranges and pairs (``lo <= a < b <= hi``)."""
+    for name, (lo, hi) in _RANGES.items():
+        value = getattr(params, name)
+        if not lo <= value < hi:
+            raise ParameterError(f"{name} must be in [{lo}, {hi}), got {value}")
+    for name, (lo, hi) in _PAIRS.items():
+        pair = getattr(params, name)
+        if len(pair) != 2 or not lo <= pair[0] < pair[1] <= hi:
+            raise ParameterError(
+                f"{name} must be two values with {lo} <= first < second <= {hi}, "
+                f"got {pair}"
+            )
 
 
 def _check_model(model) -> None:

@@ -18,9 +18,6 @@ __all__ = ["AT_BOUND_FRACTION", "Refinement", "at_bound", "refine"]
 
 #: Compass search: first step (fraction of the bounds) and the last.
 COMPASS_STEPS = (0.08, 0.01)
-#: Pull-back: a component of the correction (a motion of the image about the bone)
-#: is undone when it earns less than this fraction of the refinement's gain.
-PULL_BACK_FRACTION = 0.1
 #: A parameter within this fraction of its bound counts as at the bound.
 AT_BOUND_FRACTION = 0.98
 
@@ -147,25 +144,25 @@ def _project_flat(objective, eps, value, budget, pull, bounds):
     return (cand, cand_value) if cand_value >= budget else (eps, value)
 
 
-def _pull_back(objective, eps, value, gain, pull, bounds):
+def _pull_back(objective, eps, value, gain, pull, bounds, *, fraction):
     """Undo the components of ``eps`` along which the evidence is (nearly) flat.
 
     First the components along the geometrically flat directions of ``pull``
     (``(centre, flat)``, see :func:`~ultrabones.engine.geometry.flat_directions`)
     are removed together; then the image motion of ``eps`` is split into
-    translations along and rotations
-    about the image axes at ``centre`` (the bone); components are set to zero,
-    cheapest first, while the objective loses less than ``PULL_BACK_FRACTION``
-    of ``gain`` in total (staying inside ``bounds``). The image does not pin
-    motion along a long bone's axis or tilts out of its plane; there the start
-    pose is the best estimate.
+    translations along and rotations about the image axes at ``centre`` (the
+    bone); components are set to zero, cheapest first, while the objective loses
+    less than ``fraction`` (``EngineParams.pull_back_fraction``) of ``gain`` in
+    total (staying inside ``bounds``). The image does not pin motion along a long
+    bone's axis or tilts out of its plane; there the start pose is the best
+    estimate.
 
     Returns
     -------
     eps, value : ndarray of shape (6,), float
     """
     geom, centre = objective.geom, pull[0]
-    budget = value - PULL_BACK_FRACTION * max(gain, 0.0)
+    budget = value - fraction * max(gain, 0.0)
     eps, value = _project_flat(objective, eps, value, budget, pull, bounds)
     local = geom.local_from_eps(eps, centre)
     trials = np.repeat(local[None], 6, axis=0)
@@ -224,7 +221,15 @@ def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Ref
             eps, value = near, near_value
     start = float(objective(np.zeros((1, 6)))[0])
     if pull is not None and value > start:
-        eps, value = _pull_back(objective, eps, value, value - start, pull, bounds)
+        eps, value = _pull_back(
+            objective,
+            eps,
+            value,
+            value - start,
+            pull,
+            bounds,
+            fraction=params.pull_back_fraction,
+        )
     if value < start:
         eps, value = np.zeros(6), start
     used = objective.evaluations + (coarse.evaluations if coarse is not None else 0)
