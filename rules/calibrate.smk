@@ -28,5 +28,7 @@ if RAW_LAYOUT and is_activated("calibrate"):
         params:
             folder=recording_folder,
             out=lambda wildcards, output: str(Path(output.calibration).parent),
+            max_gap_ms=config["calibrate"]["max_gap_ms"],
         shell:
-            "ultrabones calibrate {params.folder:q} --out {params.out:q} > {log:q} 2>&1"
+            "ultrabones calibrate {params.folder:q} --out {params.out:q}"
+            " --max-gap-ms {params.max_gap_ms:q} > {log:q} 2>&1"

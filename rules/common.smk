@@ -414,8 +414,14 @@ def release_files():
 
 
 def get_final_output():
-    """Targets of the default rule: the release, its manifest and audit pages, QC."""
+    """Targets of the default rule: the release, its manifest and audit pages, QC.
+
+    The label stores are targets too: the release links their files, and a store
+    deleted after its release was built is rebuilt with what depends on it (Snakemake
+    leaves a missing intermediate alone while its consumers are up to date).
+    """
     targets = ["results/release/manifest.sha256", "results/qc/otsu.json"]
+    targets += per_sweep("results/label/{specimen}/{sweep}.zarr")
     targets.append("results/release/audit/index.html")
     targets += per_sweep("results/qc/audit/{specimen}/{sweep}")
     if SIMULATED:

@@ -28,7 +28,7 @@ def cluster():
 def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     workdir = copy_workflow(tmp_path)
     shutil.copy(
-        REPO / "tests" / "workflow" / "tiny" / "config.yaml",
+        REPO / "tests" / "workflow" / "slurm" / "config.yaml",
         workdir / "config" / "case.yaml",
     )
     proc = snakemake(

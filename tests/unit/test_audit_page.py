@@ -16,7 +16,6 @@ from ultrabones.auditpage.tables import (
     cell,
     frame_table,
 )
-from ultrabones.engine.reasons import DISCARD_REASONS
 from ultrabones.errors import ConfigError, InputDataError
 from ultrabones.io.png import read_png
 from ultrabones.io.release import write_table
@@ -24,6 +23,7 @@ from ultrabones.io.store import open_store
 from ultrabones.qa import COLOURS
 from ultrabones.release import reject_statistics, sweep_statistics
 from ultrabones.store import as_str, encoding, status_of, template_dataset
+from ultrabones.vocabulary import DISCARD_REASONS
 
 SHAPE = (12, 20)
 REASONS = ["ok", "ok", "correction_too_large", "low_confidence", "no_image", "ok"]

@@ -18,9 +18,9 @@ from ultrabones.engine.confidence import (
     neighbour_distance_mm,
     sweep_confidence,
 )
-from ultrabones.engine.reasons import Reason
 from ultrabones.sweep import confidence_check
 from ultrabones.transforms import matrix_from_params
+from ultrabones.vocabulary import Reason
 
 FIDUCIALS = np.array([[0, 0, 50.0], [30, 0, 50.0], [0, 30, 50.0]])
 

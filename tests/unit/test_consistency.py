@@ -15,7 +15,7 @@ from ultrabones.engine.consistency import (
     trend_poses,
 )
 from ultrabones.engine.geometry import fiducial_displacement_mm
-from ultrabones.engine.reasons import Reason
+from ultrabones.vocabulary import Reason
 
 FIDUCIALS = calibration().probe_marker_fiducials_mm
 

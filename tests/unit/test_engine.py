@@ -23,11 +23,11 @@ from ultrabones.engine.labels import (
 )
 from ultrabones.engine.lam import choose_lambda
 from ultrabones.engine.model import sample_surface
-from ultrabones.engine.reasons import Reason
 from ultrabones.engine.refine import _population, at_bound
 from ultrabones.engine.warm import pilot_indices, sweep_prior
 from ultrabones.io.calibration import Calibration
 from ultrabones.transforms import matrix_from_params, params_from_matrix
+from ultrabones.vocabulary import Reason
 
 SPACING = (0.1, 0.1)
 SHAPE = (120, 160)  # rows, cols: 12 x 16 mm

@@ -10,7 +10,6 @@ from ultrabones.engine.features import feature_maps
 from ultrabones.engine.geometry import frame_geometry, select_samples
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.objective import Eq3Objective, RobustObjective, bilinear
-from ultrabones.engine.reasons import Reason
 from ultrabones.io.png import read_png
 from ultrabones.io.record import open_record
 from ultrabones.io.stl import read_stl
@@ -20,6 +19,7 @@ from ultrabones.transforms import (
     matrix_from_params,
     params_from_matrix,
 )
+from ultrabones.vocabulary import Reason
 
 NO_FIBULA = (198255, 200992, 201241)
 MARGIN = 6.0

@@ -74,7 +74,7 @@ def test_config_section_as_options_gives_the_default_params():
     argv = ["label-sweep", "rec", "--model", "m", "--out", "o"]
     argv += ["--specimen", "S", "--sweep", "W", *words]
     args = build_parser().parse_args(argv)
-    from ultrabones.cli.label_sweep import engine_kwargs
+    from ultrabones.cli.options import engine_kwargs
 
     assert EngineParams(**engine_kwargs(args), seed=args.seed) == EngineParams()
 

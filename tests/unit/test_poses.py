@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from ultrabones.cli import main
-from ultrabones.engine.reasons import Reason
 from ultrabones.io.calibration import Calibration, write_calibration
 from ultrabones.io.phantom import write_registration
 from ultrabones.io.png import write_png
@@ -13,6 +12,7 @@ from ultrabones.io.record import open_record
 from ultrabones.io.tracker import MarkerStream, write_tracker_stream
 from ultrabones.poses import ct_from_probe_frames, poses_table, stream_at
 from ultrabones.transforms import invert_rigid, matrix_from_params
+from ultrabones.vocabulary import Reason
 
 CT_FROM_SPECIMEN = matrix_from_params([10.0, 20.0, 30.0, 5.0, -10.0, 15.0])
 STAMPS = np.arange(0, 2001, 17)

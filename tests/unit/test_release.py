@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ultrabones.engine.reasons import DISCARD_REASONS, Reason
 from ultrabones.errors import ConfigError
 from ultrabones.release import (
     anatomy_of,
@@ -25,6 +24,7 @@ from ultrabones.release import (
 )
 from ultrabones.store import status_of, template_dataset
 from ultrabones.transforms import POSE_COLUMNS
+from ultrabones.vocabulary import DISCARD_REASONS, Reason
 
 PAPER = {"train": 10, "val": 1, "test": 3}
 

@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .engine import reasons
-from .engine.reasons import DISCARD_REASONS, Reason
 from .errors import ConfigError
-from .store import FLAGS, MASKS, as_str, status_of
+from .store import FLAGS, as_str, status_of
 from .transforms import POSE_COLUMNS, matrix_from_params
+from .vocabulary import DISCARD_REASONS, MASKS, Reason
 
 __all__ = [
     "SPLITS",
@@ -363,7 +362,7 @@ def anatomy_of(sweep: str) -> str:
 
 
 def reason_descriptions() -> dict:
-    """Return reason code -> its ``#:`` comment in ``engine/reasons.py`` (one line).
+    """Return reason code -> its ``#:`` comment in ``vocabulary.Reason`` (one line).
 
     The comments are the codes' documentation; reading them keeps the dataset card
     and the code from drifting apart.
@@ -372,7 +371,7 @@ def reason_descriptions() -> dict:
     import re
 
     found, comment = {}, []
-    for line in inspect.getsource(reasons).splitlines():
+    for line in inspect.getsource(Reason).splitlines():
         text = line.strip()
         if text.startswith("#:"):
             comment.append(text[2:].strip())

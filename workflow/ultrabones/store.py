@@ -4,7 +4,7 @@ One Zarr v3 store per sweep, opened with ``xr.open_zarr(path, consolidated=False
 
 Dimensions ``frame``, ``y`` (image rows), ``x`` (image columns), ``pose`` (6:
 ``x y z euler_x euler_y euler_z``), ``stage`` (``initial refined``) and ``feature``
-(the confidence features, ``engine.confidence.FEATURES``). Variables are
+(the confidence features, ``vocabulary.CONFIDENCE_FEATURES``). Variables are
 chunked along ``frame`` only (``chunk_frames`` frames a chunk, whole images per chunk)
 and compressed with checksummed codecs (see :func:`encoding`). Masks are uint8 0/1
 with CF ``flag_values``/``flag_meanings``.
@@ -22,14 +22,13 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .engine.confidence import FEATURES
-from .engine.reasons import Reason
 from .errors import InputDataError
 from .transforms import POSE_COLUMNS
+from .vocabulary import CONFIDENCE_FEATURES as FEATURES
+from .vocabulary import MASKS, STATUSES, Reason
 
 __all__ = [
     "FLAGS",
-    "MASKS",
     "as_str",
     "compare_digests",
     "decode_flags",
@@ -37,6 +36,7 @@ __all__ = [
     "encode_flags",
     "flag_attrs",
     "STATUSES",
+    "DEFAULT_CHUNK_FRAMES",
     "FRAME_VARIABLES",
     "chunk_dataset",
     "chunk_slices",
@@ -46,16 +46,15 @@ __all__ = [
     "validate_store",
 ]
 
-#: Mask variables, in the engine's naming; ``label`` is the final label.
-MASKS = ("label", "full_initial", "full_refined", "shadow", "oblique")
-#: Frame status values.
-STATUSES = ("kept", "discarded", "no_image")
 STAGES = ("initial", "refined")
+#: Frames per Zarr chunk: the resume granularity (a chunk is written and marked done
+#: whole). Config ``label.chunk_frames``.
+DEFAULT_CHUNK_FRAMES = 10
 _STR = np.dtypes.StringDType()
 #: Stored code of a flag variable's value "unset" (the zarr fill value).
 UNSET = "unset"
 #: Flag variables: name -> the values of codes 1, 2, ... (0 is :data:`UNSET`). Append
-#: new reasons at the end of ``engine.reasons.Reason``; stores decode with their own
+#: new reasons at the end of ``vocabulary.Reason``; stores decode with their own
 #: ``flag_meanings``, so old stores stay readable either way.
 FLAGS = {"status": STATUSES, "reason": tuple(r.value for r in Reason)}
 
@@ -91,7 +90,7 @@ _ATTRS = {
         "long_name": "features of the confidence (ultrabones.engine.confidence)",
     },
     "status": {"long_name": "frame status"},
-    "reason": {"long_name": "reason code (ultrabones.engine.reasons)"},
+    "reason": {"long_name": "reason code (ultrabones.vocabulary)"},
     "image": {"long_name": "ultrasound frame", "units": "1"},
 }
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine.reasons import Reason
 from .errors import InputDataError
 from .io.png import read_png
-from .store import FRAME_VARIABLES, MASKS, status_of
+from .store import FRAME_VARIABLES, status_of
 from .transforms import POSE_COLUMNS, matrix_from_params
+from .vocabulary import MASKS, Reason
 
 __all__ = [
     "FrameTask",

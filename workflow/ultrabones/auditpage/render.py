@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from ..engine.reasons import Reason
 from ..qa import COLOURS
 from ..store import STATUSES
+from ..vocabulary import Reason
 from .images import FINAL_COLOUR
 from .tables import FRAME_COLUMNS, INDEX_COLUMNS
 

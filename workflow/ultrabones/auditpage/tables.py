@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..engine.reasons import DISCARD_REASONS, Reason
 from ..errors import InputDataError
 from ..release import sweep_statistics
 from ..store import as_str
 from ..transforms import invert_rigid, matrix_from_params, rotation_angle_deg
+from ..vocabulary import DISCARD_REASONS, Reason
 
 __all__ = [
     "FRAME_COLUMNS",

@@ -130,12 +130,18 @@ def _collect_points(recording, images) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(stamps, dtype=np.int64), np.reshape(points, (-1, 2, k, 3))
 
 
+#: Frames whose lag window meets a longer tracker dropout are left out (ms): about two
+#: missed samples at 60 Hz; the lag search needs densely tracked frames. Config
+#: ``calibrate.max_gap_ms``.
+DEFAULT_MAX_GAP_MS = 50.0
+
+
 def calibrate_recording(
     recording,
     images,
     *,
     dt_ms=None,
-    max_gap_ms: float = 50.0,
+    max_gap_ms: float = DEFAULT_MAX_GAP_MS,
     refine_window_ms: float = 0.0,
 ) -> CalibrationResult:
     """Calibrate the probe in space and time from a Z-phantom recording.

@@ -130,8 +130,8 @@ def _record_inputs(args):
 
 def _record_frames(record, distance, *, stride: int = 4):
     from ..audit import near_surface_mask
-    from ..engine.reasons import Reason
     from ..io.png import read_png
+    from ..vocabulary import Reason
 
     cal = record.calibration
     tol = 0.3 + stride * max(cal.pixel_spacing_mm)

@@ -65,10 +65,10 @@ def _open(path):
 
 def _write_sweep(path, out, *, max_correction_mm) -> None:
     from ..auditpage import FRAME_VARIABLES, frame_pngs, sweep_page
-    from ..engine.reasons import Reason
     from ..io.masks import iter_store_frames
     from ..io.release import save_figure, write_text
     from ..store import as_str
+    from ..vocabulary import Reason
 
     ds = _open(path)
     html, figure = sweep_page(ds, max_correction_mm=max_correction_mm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .label_sweep import add_engine_options, engine_kwargs
+from .options import add_engine_options, engine_kwargs
 
 __all__ = ["add_parser", "run"]
 

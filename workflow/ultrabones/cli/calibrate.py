@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from .options import given
+
 
 def add_parser(sub) -> None:
     """Register the ``calibrate`` subcommand."""
@@ -20,8 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-gap-ms",
         type=float,
-        default=50.0,
-        help="frames whose lag window meets a longer tracker dropout are left out (ms)",
+        help="frames whose lag window meets a longer tracker dropout are left out "
+        "(ms; default: calibrate.DEFAULT_MAX_GAP_MS)",
     )
     p.add_argument(
         "--refine-window-ms",
@@ -47,7 +49,7 @@ def run(args) -> int:
     result = calibrate_recording(
         recording,
         images,
-        max_gap_ms=args.max_gap_ms,
+        **given(args, "max_gap_ms"),
         refine_window_ms=args.refine_window_ms,
     )
     seconds = time.perf_counter() - start

@@ -19,9 +19,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Read the record, mark its rows and write the folder."""
-    from ..engine.reasons import Reason
     from ..io.phantom import write_record_folder
     from ..io.record import CALIBRATION_FILE, IMAGES_DIR, MODELS_DIR, open_record
+    from ..vocabulary import Reason
 
     root = Path(args.record)
     record = open_record(root)

@@ -18,56 +18,9 @@ import logging
 import os
 import sys
 
+from .options import add_engine_options, engine_kwargs
+
 log = logging.getLogger(__name__)
-
-#: ``EngineParams`` fields with an option of their own in a command (``--seed`` also
-#: seeds the frames' tasks), so :func:`add_engine_options` leaves them out.
-OWN_OPTIONS = ("seed",)
-
-
-def _boolean(text: str) -> bool:
-    """Parse a config boolean as the rule writes it (True/False)."""
-    value = {"true": True, "false": False}.get(text.lower())
-    if value is None:
-        raise ValueError(f"expected true or false, got {text!r}")
-    return value
-
-
-def engine_fields(exclude=()) -> dict:
-    """Return the ``EngineParams`` fields as ``{name: (type, default)}``.
-
-    The dataclass is the one list of the engine's parameters: the options, the
-    config's ``engine:`` section and the store's ``engine_params`` attr follow it.
-    """
-    import dataclasses
-    import typing
-
-    from ..engine.params import EngineParams
-
-    hints = typing.get_type_hints(EngineParams)
-    return {
-        f.name: (hints[f.name], f.default)
-        for f in dataclasses.fields(EngineParams)
-        if f.name not in exclude
-    }
-
-
-def add_engine_options(parser, *, exclude=OWN_OPTIONS) -> None:
-    """Add ``--kebab-name`` for each ``EngineParams`` field (default None: keep)."""
-    for name, (kind, default) in engine_fields(exclude).items():
-        shown = " ".join(map(str, default)) if kind is tuple else default
-        kw = {"default": None, "help": f"EngineParams.{name} (default {shown})"}
-        if kind is tuple:
-            kw |= {"type": float, "nargs": "+"}
-        else:
-            kw["type"] = _boolean if kind is bool else kind
-        parser.add_argument(f"--{name.replace('_', '-')}", **kw)
-
-
-def engine_kwargs(args, *, exclude=OWN_OPTIONS) -> dict:
-    """Return the ``EngineParams`` keywords of the engine options given in ``args``."""
-    values = {k: getattr(args, k) for k in engine_fields(exclude)}
-    return {k: v for k, v in values.items() if v is not None}
 
 
 def add_parser(sub) -> None:
@@ -80,7 +33,11 @@ def add_parser(sub) -> None:
     p.add_argument("--sweep", required=True, help="sweep ID")
     p.add_argument("--threads", type=int, default=1, help="local Dask workers")
     p.add_argument("--scheduler", default="", help="address of a running scheduler")
-    p.add_argument("--chunk-frames", type=int, default=16, help="frames per chunk")
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        help="frames per chunk (default: store.DEFAULT_CHUNK_FRAMES)",
+    )
     p.add_argument("--seed", type=int, default=0, help="refinement seed")
     p.add_argument("--config-hash", default="", help="workflow config hash")
     p.add_argument(
@@ -158,12 +115,13 @@ def run(args) -> int:
     from ..io.record import open_record
     from ..io.store import open_work
     from ..provenance import provenance
-    from ..store import chunk_slices, encoding, template_dataset
+    from ..store import DEFAULT_CHUNK_FRAMES, chunk_slices, encoding, template_dataset
     from ..sweep import label_chunks, plan_tasks
     from ..transforms import params_from_matrix
 
-    if args.chunk_frames < 1:
-        raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    chunk = DEFAULT_CHUNK_FRAMES if args.chunk_frames is None else args.chunk_frames
+    if chunk < 1:
+        raise ConfigError(f"--chunk-frames must be >= 1, got {chunk}")
     args = _absolute(args)
     log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
     record = open_record(args.record)
@@ -171,13 +129,13 @@ def run(args) -> int:
     params = EngineParams(**engine, seed=args.seed)
     engine = params.to_dict()
     prov = provenance([args.record, args.model], config_hash=args.config_hash)
-    plan = {**prov, "engine": engine, "seed": args.seed, "chunk": args.chunk_frames}
+    plan = {**prov, "engine": engine, "seed": args.seed, "chunk": chunk}
     plan.pop("git_sha")
     work = open_work(args.out, plan)
     cal = record.calibration
     tasks = plan_tasks(record, seed=args.seed, specimen=args.specimen, sweep=args.sweep)
     _check_any_processed([t.status for t in tasks], args.record)  # before any cluster
-    slices = chunk_slices(len(tasks), args.chunk_frames)
+    slices = chunk_slices(len(tasks), chunk)
     attrs = {
         **prov,
         "specimen": args.specimen,
@@ -189,7 +147,7 @@ def run(args) -> int:
         "gamma_mm": float(params.gamma_mm),
         "engine_params": json.dumps(engine, sort_keys=True),
         "seed": args.seed,
-        "chunk_frames": args.chunk_frames,
+        "chunk_frames": chunk,
     }
     if not work.created:
         template = template_dataset(
@@ -198,10 +156,10 @@ def run(args) -> int:
             spacing_mm=cal.pixel_spacing_mm,
             specimen=args.specimen,
             sweep=args.sweep,
-            chunk_frames=args.chunk_frames,
+            chunk_frames=chunk,
             attrs=attrs,
         )
-        work.create(template, encoding(template, args.chunk_frames))
+        work.create(template, encoding(template, chunk))
     done = work.completed()
     pending = [i for i in range(len(slices)) if i not in done]
     finished = sum(s.stop - s.start for i, s in enumerate(slices) if i in done)
@@ -326,8 +284,9 @@ def _confidence_check(work, params, fiducials) -> None:
     import numpy as np
 
     from ..io.store import clear_frames, open_store, write_variables
-    from ..store import MASKS, as_str
+    from ..store import as_str
     from ..sweep import confidence_check
+    from ..vocabulary import MASKS
 
     doc = work.load_sweep()
     if "confidence_check" not in doc:
@@ -408,8 +367,8 @@ def _check_any_processed(reasons, record: str) -> None:
     """
     from collections import Counter
 
-    from ..engine.reasons import UNPROCESSED_REASONS
     from ..errors import InputDataError
+    from ..vocabulary import UNPROCESSED_REASONS
 
     if any(r not in UNPROCESSED_REASONS for r in reasons):
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .options import given
+
 
 def add_parser(sub) -> None:
     """Register the ``poses`` subcommand."""
@@ -26,8 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-gap-ms",
         type=float,
-        default=50.0,
-        help="longest tracker dropout interpolated across (ms)",
+        help="longest tracker dropout interpolated across "
+        "(ms; default: poses.DEFAULT_MAX_GAP_MS)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
@@ -56,7 +58,7 @@ def run(args) -> int:
         specimen=marker_stream(streams, "specimen", sweep / "tracker.csv"),
         ct_from_specimen=ct_from_specimen,
         dt_ms=calibration.dt_ms,
-        max_gap_ms=args.max_gap_ms,
+        **given(args, "max_gap_ms"),
     )
     table = poses_table(
         stamps, pose, status, space_factor=calibration.pixel_spacing_mm[0]

@@ -12,11 +12,10 @@ that only reads ``EngineParams`` (``label-sweep``'s options) stays instant.
 
 import importlib
 
-from .params import MASK_NAMES, OBJECTIVES, EngineParams, FrameResult
-from .reasons import Reason
+from ..vocabulary import Reason
+from .params import OBJECTIVES, EngineParams, FrameResult
 
 __all__ = [
-    "MASK_NAMES",
     "OBJECTIVES",
     "EngineParams",
     "FrameResult",

@@ -13,9 +13,9 @@ from ..transforms import (
     matrix_from_params,
     points_image_from_rc,
 )
+from ..vocabulary import Reason
 from .confidence import FEATURES
 from .frame import process_frame
-from .reasons import Reason
 from .refine import at_bound
 
 #: Table columns of the pose a frame refined again started from (``refit_sweep``).

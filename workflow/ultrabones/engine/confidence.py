@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..transforms import apply_rigid
+from ..vocabulary import CONFIDENCE_FEATURES as FEATURES
 from .geometry import fiducial_displacement_mm, frame_geometry
 from .model import CELL_MM
-from .params import CONFIDENCE_FEATURES as FEATURES
 from .params import CONFIDENCE_SIGNS as SIGNS
 from .refine import at_bound
 

@@ -20,8 +20,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..transforms import invert_rigid, matrix_from_params, params_from_matrix
+from ..vocabulary import Reason
 from .geometry import fiducial_displacement_mm
-from .reasons import Reason
 
 __all__ = [
     "MIN_TREND_FRAMES",

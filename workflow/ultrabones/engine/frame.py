@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..transforms import check_rigid, params_from_matrix
+from ..vocabulary import Reason
 from .confidence import FEATURES, confidence_score, frame_features
 from .features import feature_maps
 from .geometry import (
@@ -27,7 +28,6 @@ from .objective import (
     RobustObjective,
 )
 from .params import EngineParams, FrameResult, _empty_masks
-from .reasons import Reason
 from .refine import at_bound, refine
 
 __all__ = ["FrameRejected", "process_frame"]

@@ -7,15 +7,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ParameterError
+from ..vocabulary import MASKS
 
-#: Confidence features (``engine.confidence``), in the order of the coefficients of
-#: ``EngineParams.confidence_model`` after the intercept; kept here, the ground floor
-#: of the engine, so the parameters can check the model without importing it.
-CONFIDENCE_FEATURES = ("evidence_per_mm", "inside_fraction", "at_bound", "neighbour_mm")
 #: Sign each coefficient must have (the model is monotone in every feature).
 CONFIDENCE_SIGNS = (1.0, 1.0, -1.0, -1.0)
 
-__all__ = ["OBJECTIVES", "REFINEMENTS", "EngineParams", "FrameResult", "MASK_NAMES"]
+__all__ = ["OBJECTIVES", "REFINEMENTS", "EngineParams", "FrameResult"]
 
 #: Objectives the refinement can maximise (see ``docs/engine.md``).
 OBJECTIVES = ("robust", "eq3", "authors")
@@ -31,9 +28,6 @@ MIN_SAMPLE_SPACING_MM = 0.1
 #: fitted on 194 simulated frames of 9 cohorts with injected failures
 #: (``docs/results/confidence.md``).
 CONFIDENCE_MODEL = (3.437, 1.746, 1.255, 0.0, -0.867)
-
-#: Mask names of a frame, in store order.
-MASK_NAMES = ("full_initial", "full_refined", "shadow", "oblique", "label")
 
 
 @dataclass(frozen=True)
@@ -263,7 +257,7 @@ def _check_model(model) -> None:
 
 
 def _empty_masks(shape) -> dict:
-    return {name: np.zeros(shape, dtype=bool) for name in MASK_NAMES}
+    return {name: np.zeros(shape, dtype=bool) for name in MASKS}
 
 
 @dataclass
@@ -273,7 +267,7 @@ class FrameResult:
     Attributes
     ----------
     reason : str
-        ``"ok"`` when kept, else a :class:`~ultrabones.engine.reasons.Reason` code.
+        ``"ok"`` when kept, else a :class:`~ultrabones.vocabulary.Reason` code.
     pose_initial, pose_refined : ndarray of shape (6,)
         T_CT<-US as ``x, y, z`` (mm), ``euler_x, euler_y, euler_z`` (deg, "xyz").
     fiducial_correction_mm : float

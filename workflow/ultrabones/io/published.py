@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engine.reasons import Reason
 from ..errors import InputDataError
 from ..poses import poses_table
 from ..transforms import POSE_COLUMNS, matrix_from_params
+from ..vocabulary import Reason
 from .calibration import read_calibration
 from .phantom import write_record_folder
 from .png import read_png

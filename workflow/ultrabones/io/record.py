@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engine.reasons import Reason
 from ..errors import InputDataError
 from ..transforms import POSE_COLUMNS, matrix_from_params
+from ..vocabulary import Reason
 from .calibration import Calibration, read_calibration
 from .tables import write_table
 

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.reasons import Reason
 from ..errors import InputDataError
 from ..transforms import check_rigid, invert_rigid, split_pixel_affine
+from ..vocabulary import Reason
 from .calibration import Calibration
 from .png import write_png
 from .tracker import MarkerStream

@@ -46,7 +46,7 @@ class DataParams:
     ----------
     target : str
         Store mask trained on: ``label`` (final, refined) or ``full_initial``
-        (unrefined; the benchmark's ablation). Source: store schema (store.MASKS).
+        (unrefined; the benchmark's ablation). Source: store schema (vocabulary.MASKS).
     scale : int
         Reduction factor per axis. Source: paper preset pixel 0.054 mm (public
         sample) -> 0.216 mm, keeping ~0.6 mm labels >= 2 px.

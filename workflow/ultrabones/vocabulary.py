@@ -1,15 +1,24 @@
-"""Per-frame status and reason codes: the one list the stores and reject statistics use.
+"""The shared vocabulary: reason codes, frame statuses, mask and feature names.
 
-A frame is either kept (reason ``ok``) or rejected with exactly one reason. The codes
-are stable identifiers written into stores and tables; extend the list here, never
-with free text elsewhere.
+The ground floor of the package: it imports nothing of it, so every stage (``io``
+included) can name these without depending on the engine. A frame is either kept
+(reason ``ok``) or rejected with exactly one reason. The codes are stable identifiers
+written into stores and tables; extend the lists here, never with free text elsewhere.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["DISCARD_REASONS", "UNPROCESSED_REASONS", "Reason", "is_discard"]
+__all__ = [
+    "CONFIDENCE_FEATURES",
+    "DISCARD_REASONS",
+    "MASKS",
+    "STATUSES",
+    "UNPROCESSED_REASONS",
+    "Reason",
+    "is_discard",
+]
 
 
 class Reason(enum.StrEnum):
@@ -61,3 +70,16 @@ UNPROCESSED_REASONS = (
 def is_discard(reason: str) -> bool:
     """Return True when ``reason`` discards a frame that has an image."""
     return Reason(reason) in DISCARD_REASONS
+
+
+#: Frame status values, in the order of their store codes.
+STATUSES = ("kept", "discarded", "no_image")
+
+#: Mask variables of a frame, in store order; ``label`` is the final label, the others
+#: its stages (``docs/engine.md``).
+MASKS = ("label", "full_initial", "full_refined", "shadow", "oblique")
+
+#: Confidence features (``engine.confidence``), in the order of the coefficients of
+#: ``EngineParams.confidence_model`` after the intercept, and of the store's
+#: ``confidence_features``.
+CONFIDENCE_FEATURES = ("evidence_per_mm", "inside_fraction", "at_bound", "neighbour_mm")
