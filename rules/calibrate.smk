@@ -22,9 +22,6 @@ if RAW_LAYOUT and is_activated("calibrate"):
         conda:
             "../envs/ultrabones.yaml"
         threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
         params:
             folder=recording_folder,
             out=lambda wildcards, output: str(Path(output.calibration).parent),

@@ -1,5 +1,6 @@
 # Python only: config and sheet validation, path checks, input functions. No rules.
 import hashlib
+import importlib.util
 import json
 import re
 import shlex
@@ -10,6 +11,19 @@ import pandas as pd
 from snakemake.utils import validate
 
 validate(config, schema="../config/schema.yaml")
+
+
+def _load_layout():
+    """The package's path recipes, loaded by file: the Snakefile parses without it."""
+    path = Path(workflow.basedir) / "workflow" / "ultrabones" / "layout.py"
+    spec = importlib.util.spec_from_file_location("ultrabones_layout", path)
+    recipes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipes)
+    return recipes
+
+
+#: ``ultrabones.layout``: where a cohort keeps recordings, specimens, sweeps and truth.
+layout = _load_layout()
 
 
 #: Specimen and sweep IDs become wildcards and path parts: the whole value must match.
@@ -263,10 +277,8 @@ def get_sweep(wildcards):
 def sweep_folder(wildcards):
     """A sweep's raw-layout folder: inside its cohort output, or the sheet's (raw)."""
     if SIMULATED:
-        return (
-            f"{get_sweep(wildcards)}/specimens/{wildcards.specimen}/sweeps/"
-            f"{wildcards.sweep}"
-        )
+        cohort = get_sweep(wildcards)
+        return str(layout.sweep_folder(cohort, wildcards.specimen, wildcards.sweep))
     return get_record(wildcards)
 
 
@@ -287,7 +299,7 @@ def get_specimen(wildcards):
 def specimen_folder(wildcards, input):
     """A specimen's raw-layout folder, given the job's ``input.specimen``."""
     if SIMULATED:
-        return f"{input.specimen}/specimens/{wildcards.specimen}"
+        return str(layout.specimen_folder(input.specimen, wildcards.specimen))
     return input.specimen
 
 
@@ -308,7 +320,7 @@ def get_recording(wildcards):
 def recording_folder(wildcards, input):
     """The recording's raw-layout folder, given the job's ``input.recording``."""
     if SIMULATED:
-        return f"{input.recording}/calibration/{wildcards.recording}"
+        return str(layout.recording_folder(input.recording, wildcards.recording))
     return input.recording
 
 
@@ -331,22 +343,20 @@ def get_specimen_bones(wildcards):
     if SIMULATED:
         return f"results/simulate/specimen/{wildcards.specimen}"
     if MODE == "raw":
-        return f"{raw_specimen(wildcards.specimen)}/ct/bones"
+        return str(layout.bones_folder(raw_specimen(wildcards.specimen)))
     return get_bones(wildcards)
 
 
 def truth_folder(wildcards):
     """The simulator's truth of a sweep, inside its cohort output (mode simulate)."""
-    return (
-        f"results/simulate/sweep/{wildcards.specimen}/{wildcards.sweep}/truth/"
-        f"specimens/{wildcards.specimen}/sweeps/{wildcards.sweep}"
-    )
+    return str(layout.truth_of(sweep_folder(wildcards), "sweep"))
 
 
 def bones_folder(wildcards, input):
     """The folder of a specimen's bone STLs, given the job's ``input.bones``."""
     if SIMULATED:
-        return f"{input.bones}/specimens/{wildcards.specimen}/ct/bones"
+        specimen = layout.specimen_folder(input.bones, wildcards.specimen)
+        return str(layout.bones_folder(specimen))
     return input.bones
 
 

@@ -44,9 +44,6 @@ rule build_release:
     conda:
         "../envs/ultrabones.yaml"
     threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     params:
         out=lambda wildcards, output: str(Path(output.card).parent),
         mode=config["release"]["splits"]["mode"],
@@ -81,9 +78,6 @@ rule export_public:
     conda:
         "../envs/ultrabones.yaml"
     threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     shell:
         "ultrabones export-public {input.store:q} --out {output.record:q} > {log:q} 2>&1"
 

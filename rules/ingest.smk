@@ -14,9 +14,6 @@ if SIMULATED:
         conda:
             "../envs/ultrabones.yaml"
         threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
         params:
             preset=config["input"]["simulate"]["preset"],
             seed=config["input"]["simulate"]["seed"],
@@ -36,9 +33,6 @@ if SIMULATED:
         conda:
             "../envs/ultrabones.yaml"
         threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
         params:
             preset=config["input"]["simulate"]["preset"],
             seed=config["input"]["simulate"]["seed"],
@@ -59,7 +53,6 @@ if SIMULATED:
             "../envs/ultrabones.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
             runtime=60,
         params:
             preset=config["input"]["simulate"]["preset"],

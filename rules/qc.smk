@@ -27,7 +27,6 @@ rule plot_sweep_qa:
         "../envs/ultrabones.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
         runtime=10,
     params:
         out=lambda wildcards, output: str(Path(output.overlays).parent),
@@ -85,7 +84,6 @@ rule audit_sweep:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
     params:
         bones=bones_folder,
         truth=lambda wildcards: (
@@ -115,7 +113,6 @@ rule compute_otsu:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
     shell:
         "ultrabones otsu {input.stores:q} --figure {output.figure:q}"
         " --out {output.otsu:q} > {log:q} 2>&1"
@@ -145,7 +142,6 @@ if SIMULATED:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=30,
         params:
             truth=lambda wildcards: f"{truth_folder(wildcards)}/label_visible",
         shell:
@@ -207,9 +203,6 @@ rule audit_sweep_page:
     conda:
         "../envs/ultrabones.yaml"
     threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     params:
         max_correction_mm=config["engine"]["max_correction_mm"],
     shell:
@@ -238,7 +231,6 @@ rule audit_release_index:
         "../envs/ultrabones.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
         runtime=10,
     params:
         out=lambda wildcards, output: str(Path(output.index).parent),

@@ -16,9 +16,6 @@ if RAW_LAYOUT:
         conda:
             "../envs/ultrabones.yaml"
         threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
         params:
             folder=specimen_folder,
             max_fre_mm=config["register"]["max_fre_mm"],
@@ -40,9 +37,6 @@ if RAW_LAYOUT:
         conda:
             "../envs/ultrabones.yaml"
         threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
         params:
             folder=sweep_folder,
             calibration=get_calibration,
@@ -68,7 +62,6 @@ rule prepare_specimen:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
     params:
         folder=bones_folder,
         spacing_mm=config["engine"]["sample_spacing_mm"],

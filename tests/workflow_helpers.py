@@ -10,16 +10,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "rules", "config", "report", "envs", "profiles")
+#: What a workflow run needs beside the installed package (the rules load the path
+#: recipes of ``layout.py`` by file).
+WORKFLOW_FILES = (
+    "Snakefile",
+    "rules",
+    "config",
+    "report",
+    "envs",
+    "profiles",
+    "workflow/ultrabones/layout.py",
+)
 
 
 def copy_workflow(dest: Path) -> Path:
-    """Copy the Snakefile, rules, config, report, envs and profiles into ``dest``."""
+    """Copy :data:`WORKFLOW_FILES` into ``dest``."""
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name)
         else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
 

@@ -81,3 +81,15 @@ def test_io_does_not_import_the_engine(graph):
 
 def test_the_vocabulary_imports_nothing_of_the_package(graph):
     assert graph["ultrabones.vocabulary"] == set()
+
+
+def test_the_layout_stands_alone():
+    # the rules load layout.py by its path, without the package or its dependencies
+    tree = ast.parse((ROOT / "layout.py").read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "pathlib"}, imported

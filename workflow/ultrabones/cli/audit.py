@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from ..layout import true_calibration
+
 log = logging.getLogger(__name__)
 
 _STORE_VARS = ("image", "label", "pose_initial", "pose_refined")
@@ -191,7 +193,7 @@ def _find_truth_calibration(truth):
     # Only the truth tree's own calibration: never an error-carrying one elsewhere.
     for folder in (truth.resolve(), *truth.resolve().parents):
         if folder.name == "truth":
-            path = folder / "calibration.yaml"
+            path = true_calibration(folder.parent)
             return path if path.is_file() else None
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..layout import truth_of
 from .options import add_engine_options, engine_kwargs
 
 __all__ = ["add_parser", "run"]
@@ -117,6 +118,8 @@ ABLATION_KEYS = (
     "curve_offset_abs_mm_median_refined",
     "worse_fraction",
     "discarded_fraction",
+    "fiducial_correction_mm_mean_kept",
+    "bound_hit_fraction",
 )
 
 
@@ -235,12 +238,8 @@ def _peak_rss_mb() -> float:
 def _truth_dir(root):
     from pathlib import Path
 
-    root = Path(root).resolve()
-    if len(root.parts) < 5 or root.parts[-2] != "sweeps":
-        return None
-    cohort, specimen, sweep = root.parents[3], root.parts[-3], root.parts[-1]
-    truth = cohort / "truth" / "specimens" / specimen / "sweeps" / sweep
-    return truth if (truth / "label_full").is_dir() else None
+    truth = truth_of(Path(root).resolve(), "sweep")
+    return truth if truth and (truth / "label_full").is_dir() else None
 
 
 def _true_placement(truth) -> dict:

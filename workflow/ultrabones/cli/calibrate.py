@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from ..layout import cohort_of, true_calibration
 from .options import given
 
 
@@ -104,8 +105,9 @@ def _summary(result, seconds: float, recording: Path) -> dict:
         "grid_seconds": round(result.grid_seconds, 2),
         "seconds": round(seconds, 2),
     }
-    truth = recording.parent.parent / "truth" / "calibration.yaml"
-    if truth.is_file():
+    cohort = cohort_of(recording, "recording")
+    truth = true_calibration(cohort) if cohort else None
+    if truth and truth.is_file():
         summary.update(_truth_errors(result, truth))
     return summary
 

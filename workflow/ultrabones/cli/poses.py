@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import truth_of
 from .options import given
 
 
@@ -74,7 +75,7 @@ def run(args) -> int:
         "frames": len(table),
         "status": table["status"].value_counts().sort_index().to_dict(),
     }
-    # A simulated sweep <cohort>/specimens/S/sweeps/W has its truth in <cohort>/truth.
+    # A simulated sweep has its truth beside it (ultrabones.layout).
     truth = _truth_poses(sweep)
     if truth is not None:
         summary.update(_truth_errors(table, truth, calibration))
@@ -83,11 +84,9 @@ def run(args) -> int:
 
 
 def _truth_poses(sweep: Path) -> Path | None:
-    parents = sweep.resolve().parents
-    if len(parents) < 4:
-        return None
-    path = parents[3] / "truth" / sweep.resolve().relative_to(parents[3]) / "poses.csv"
-    return path if path.is_file() else None
+    truth = truth_of(sweep.resolve(), "sweep")
+    path = truth / "poses.csv" if truth else None
+    return path if path and path.is_file() else None
 
 
 def _truth_errors(table, truth_csv, calibration) -> dict:

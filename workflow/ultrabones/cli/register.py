@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import truth_of
+
 
 def add_parser(sub) -> None:
     """Register the ``register`` subcommand."""
@@ -65,8 +67,8 @@ def run(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_registration(out, result.ct_from_specimen, info)
     summary = {k: info[k] for k in ("specimen", "fre_mm", "icp_rmse_mm", "n_spheres")}
-    truth = folder.parent.parent / "truth" / "specimens" / folder.name
-    if (truth / "ct_from_specimen.json").is_file():
+    truth = truth_of(folder, "specimen")
+    if truth and (truth / "ct_from_specimen.json").is_file():
         summary.update(_truth_errors(result.ct_from_specimen, truth))
     print(
         json.dumps(summary, indent=2)

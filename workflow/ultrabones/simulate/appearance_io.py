@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.png import read_png
+from ..layout import sweep_folder, truth_of
 from .appearance import FrameSet, accumulate
 from .geometry import ImageGrid, bone_scene, full_label
 
@@ -84,9 +85,9 @@ def measure_sim(
     from ..io.calibration import read_calibration
 
     items = []
-    for sweep in sorted(cohort.glob("specimens/*/sweeps/*")):
+    for sweep in sorted(cohort.glob(sweep_folder(".", "*", "*").as_posix())):
         spacing = read_calibration(sweep / "calibration.yaml").pixel_spacing_mm
-        truth = cohort / "truth" / sweep.relative_to(cohort) / "label_full"
+        truth = truth_of(sweep, "sweep") / "label_full"
         paths = sorted((sweep / "UltrasoundImages").glob("*.png"))[:max_frames]
         items += [(p, truth / p.name, spacing, sweep) for p in paths]
     picks, out = _picks(len(items), examples), []

@@ -28,6 +28,13 @@ from ..io.record import write_poses_table
 from ..io.stl import read_stl, write_stl
 from ..io.tables import write_table, write_yaml
 from ..io.tracker import write_tracker_stream
+from ..layout import (
+    bones_folder,
+    specimen_folder,
+    sweep_folder,
+    true_calibration,
+    truth_of,
+)
 from ..transforms import (
     apply_rigid,
     invert_rigid,
@@ -210,14 +217,14 @@ def simulate_specimen(
     preset = _check(preset, specimen, errors=errors)
     model = ERROR_MODELS[errors]
     anatomy = make_anatomy(rng_for(seed, specimen, "anatomy"))
-    root = Path(out) / "specimens" / specimen
-    (root / "ct" / "bones").mkdir(parents=True, exist_ok=True)
+    root = specimen_folder(out, specimen)
+    bones_folder(root).mkdir(parents=True, exist_ok=True)
     (root / "markers").mkdir(exist_ok=True)
     bones = ct_bones(
         anatomy, seed=seed, specimen=specimen, sources=_sources(preset, model)
     )
     for name, (v, f) in bones.items():
-        write_stl(root / "ct" / "bones" / f"{name}.stl", v, f)
+        write_stl(bones_folder(root) / f"{name}.stl", v, f)
     write_stl(
         root / "ct" / "marker_spheres.stl",
         *_sphere_mesh(anatomy, seed, specimen, model),
@@ -227,7 +234,7 @@ def simulate_specimen(
     write_marker_ini(
         root / "markers" / "probe.ini", 1000, probe.probe_marker_fiducials_mm
     )
-    truth = Path(out) / "truth" / "specimens" / specimen
+    truth = truth_of(root, "specimen")
     truth.mkdir(parents=True, exist_ok=True)
     write_registration(truth / "ct_from_specimen.json", anatomy.ct_from_specimen, {})
     _write_cohort_files(Path(out), preset, seed)
@@ -246,7 +253,7 @@ def _write_cohort_files(out: Path, preset: Preset, seed: int) -> None:
     }
     write_yaml(out / "cohort.yaml", doc)
     truth = true_probe(preset, seed)
-    path = out / "truth" / "calibration.yaml"
+    path = true_calibration(out)
     if not path.exists():
         cal = Calibration(
             truth.probe_from_image,
@@ -524,7 +531,7 @@ def simulate_sweep(
     model = ERROR_MODELS[errors]
     frames = int(frames or preset.frames_per_sweep)
     out = Path(out)
-    root = out / "specimens" / specimen
+    root = specimen_folder(out, specimen)
     if not (root / "ct" / "marker_spheres.stl").is_file():
         simulate_specimen(
             out, preset=preset, seed=seed, specimen=specimen, errors=errors
@@ -536,12 +543,13 @@ def simulate_sweep(
     streams, cal, plan = _plan(
         preset, seed, specimen, sweep, frames, model, anatomy, scene
     )
-    sweep_dir = root / "sweeps" / sweep
+    sweep_dir = sweep_folder(out, specimen, sweep)
+    truth_dir = truth_of(sweep_dir, "sweep")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_tracker_stream(sweep_dir / "tracker.csv", streams)
     rows = _frames(
         sweep_dir,
-        out / "truth" / "specimens" / specimen / "sweeps" / sweep,
+        truth_dir,
         plan,
         scene,
         rng_for(seed, specimen, sweep, "image"),
@@ -551,7 +559,7 @@ def simulate_sweep(
     _write_record(sweep_dir, plan, cal, root)
     if truth:
         _write_truth_poses(
-            out / "truth" / "specimens" / specimen / "sweeps" / sweep,
+            truth_dir,
             plan,
             rows,
             _unmodelled_in_view(scene, plan),
@@ -562,7 +570,7 @@ def simulate_sweep(
 
 def _ct_paths(root: Path) -> dict[str, Path]:
     """Return the specimen's CT bone models, by bone name."""
-    return {name: root / "ct" / "bones" / f"{name}.stl" for name in BONES}
+    return {name: bones_folder(root) / f"{name}.stl" for name in BONES}
 
 
 def _frames(
@@ -629,7 +637,7 @@ def _write_record(sweep_dir: Path, plan: _Sweep, cal: Calibration, root: Path) -
         cal,
         comment="Simulated record: error-carrying calibration.",
     )
-    link_record_folder(sweep_dir, "CT_models", root / "ct" / "bones")
+    link_record_folder(sweep_dir, "CT_models", bones_folder(root))
 
 
 def _write_truth_poses(folder: Path, plan: _Sweep, rows, unmodelled) -> None:

@@ -23,6 +23,7 @@ from ..io.markers import write_marker_ini
 from ..io.phantom import Device, ZPhantom, write_device, write_phantom
 from ..io.png import write_png
 from ..io.tracker import MarkerStream, write_tracker_stream
+from ..layout import recording_folder, true_calibration
 from ..transforms import apply_rigid, invert_rigid, matrix_from_params
 from .presets import Preset, get_preset, rng_for, true_probe
 
@@ -232,7 +233,7 @@ def simulate_recording(
     model = ERROR_MODELS[errors]
     truth = true_probe(preset, seed)
     rng = rng_for(seed, "calibration", recording)
-    root = Path(out_dir) / "calibration" / recording
+    root = recording_folder(out_dir, recording)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "markers").mkdir(exist_ok=True)
     device = Device(truth.pixel_spacing_mm, truth.image_size_px)
@@ -277,13 +278,13 @@ def simulate_recording(
     write_marker_ini(
         root / "markers" / "phantom.ini", 3000, np.array(_PHANTOM_MARKER_MM)
     )
-    _write_truth(Path(out_dir) / "truth", truth)
+    _write_truth(true_calibration(out_dir), truth)
     log.info("%s: %d images, %d tracker samples", root, n_images, tracker_stamps.size)
     return root
 
 
-def _write_truth(folder: Path, truth) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_truth(path: Path, truth) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     calibration = Calibration(
         truth.probe_from_image,
         truth.pixel_spacing_mm,
@@ -292,7 +293,7 @@ def _write_truth(folder: Path, truth) -> None:
         {"dt_ms": truth.dt_ms},
     )
     write_calibration(
-        folder / "calibration.yaml",
+        path,
         calibration,
         comment="True probe calibration and lag of the simulated cohort.",
     )
