@@ -6,9 +6,9 @@ import pytest
 
 from ultrabones.cli import main
 from ultrabones.io.calibration import Calibration, write_calibration
-from ultrabones.io.phantom import write_registration
 from ultrabones.io.png import write_png
 from ultrabones.io.record import open_record
+from ultrabones.io.registration import write_registration
 from ultrabones.io.tracker import MarkerStream, write_tracker_stream
 from ultrabones.poses import ct_from_probe_frames, poses_table, stream_at
 from ultrabones.transforms import invert_rigid, matrix_from_params

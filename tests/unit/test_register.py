@@ -7,7 +7,7 @@ import pytest
 from ultrabones.cli import main
 from ultrabones.errors import InputDataError, RegistrationError
 from ultrabones.io.markers import write_marker_ini
-from ultrabones.io.phantom import read_registration, write_registration
+from ultrabones.io.registration import read_registration, write_registration
 from ultrabones.io.stl import write_stl
 from ultrabones.register import fit_sphere, match_fiducials, register_specimen
 from ultrabones.transforms import apply_rigid, invert_rigid, matrix_from_params

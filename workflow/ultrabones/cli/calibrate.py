@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Calibrate, write calibration.yaml and the error curve, print the summary."""
     from ..calibrate import calibrate_recording
-    from ..io.phantom import read_phantom_recording, write_error_curve
+    from ..calibrate.figures import write_error_curve
+    from ..io.phantom import read_phantom_recording
     from ..io.png import read_png
 
     recording = read_phantom_recording(args.recording)

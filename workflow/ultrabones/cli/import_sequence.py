@@ -73,8 +73,14 @@ def _write_record(args, sequence, names, *, probe: str, reference: str) -> None:
     import numpy as np
 
     from ..io.calibration import write_calibration
-    from ..io.phantom import link_record_folder, read_registration
-    from ..io.record import CALIBRATION_FILE, MODELS_DIR, POSES_FILE, write_poses_table
+    from ..io.record import (
+        CALIBRATION_FILE,
+        MODELS_DIR,
+        POSES_FILE,
+        link_record_folder,
+        write_poses_table,
+    )
+    from ..io.registration import read_registration
     from ..io.sequence import sequence_poses
     from ..poses import poses_table
 

@@ -19,8 +19,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Read the record, mark its rows and write the folder."""
-    from ..io.phantom import write_record_folder
-    from ..io.record import CALIBRATION_FILE, IMAGES_DIR, MODELS_DIR, open_record
+    from ..io.record import (
+        CALIBRATION_FILE,
+        IMAGES_DIR,
+        MODELS_DIR,
+        open_record,
+        write_record_folder,
+    )
     from ..vocabulary import Reason
 
     root = Path(args.record)

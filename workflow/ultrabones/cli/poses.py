@@ -39,13 +39,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Compose poses and write the record folder."""
     from ..io.calibration import read_calibration
-    from ..io.phantom import (
-        marker_stream,
-        read_frame_stamps,
-        read_registration,
-        write_record_folder,
-    )
-    from ..io.tracker import read_tracker_stream
+    from ..io.record import read_frame_stamps, write_record_folder
+    from ..io.registration import read_registration
+    from ..io.tracker import marker_stream, read_tracker_stream
     from ..poses import ct_from_probe_frames, poses_table
 
     sweep = Path(args.sweep_dir)

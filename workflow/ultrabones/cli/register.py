@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Register, write the JSON and print FRE."""
     from ..io.markers import read_marker_ini
-    from ..io.phantom import write_registration
+    from ..io.registration import write_registration
     from ..io.stl import read_stl
     from ..register import register_specimen
 
@@ -82,7 +82,7 @@ def _truth_errors(ct_from_specimen, truth: Path) -> dict:
     """Errors against the simulator's truth (absent for real cohorts)."""
     import numpy as np
 
-    from ..io.phantom import read_registration
+    from ..io.registration import read_registration
     from ..transforms import invert_rigid, rotation_angle_deg
 
     delta = invert_rigid(read_registration(truth / "ct_from_specimen.json"))

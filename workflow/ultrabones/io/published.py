@@ -33,8 +33,8 @@ from ..poses import poses_table
 from ..transforms import POSE_COLUMNS, matrix_from_params
 from ..vocabulary import Reason
 from .calibration import read_calibration
-from .phantom import write_record_folder
 from .png import read_png
+from .record import write_record_folder
 
 __all__ = [
     "OPTIMIZED_SUFFIX",

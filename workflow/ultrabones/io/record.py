@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +33,13 @@ from .tables import write_table
 __all__ = [
     "POSES_COLUMNS",
     "Record",
+    "image_paths",
+    "link_record_folder",
     "open_record",
+    "read_frame_stamps",
     "read_poses_table",
     "write_poses_table",
+    "write_record_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -286,3 +292,75 @@ def _mark_images(root: Path, poses: pd.DataFrame) -> None:
             len(poses),
             ", ".join(map(str, stamps[:10])),
         )
+
+
+def image_paths(folder: Path) -> dict:
+    """Return ``{stamp: path}`` of ``folder/<timestamp>.png``, sorted by stamp.
+
+    Raises
+    ------
+    InputDataError
+        If the folder holds no PNG or a PNG not named by an integer stamp.
+    """
+    paths = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    bad = [p.name for p in paths if not p.stem.isdigit()]
+    if bad:
+        raise InputDataError(
+            f"{folder}: image names must be integer ms stamps, got {bad[0]}"
+        )
+    if not paths:
+        raise InputDataError(f"{folder}: no images (<timestamp>.png) found")
+    return dict(sorted((int(p.stem), p) for p in paths))
+
+
+def read_frame_stamps(folder: str | Path) -> np.ndarray:
+    """Return the sorted stamps (ms) named by ``folder/<timestamp>.png``.
+
+    Raises
+    ------
+    InputDataError
+        If the folder holds no PNG or a PNG not named by an integer stamp.
+    """
+    return np.fromiter(image_paths(Path(folder)), dtype=np.int64)
+
+
+def link_record_folder(out: str | Path, name: str, target: str | Path) -> None:
+    """Make ``out/name`` a relative symlink to ``target`` (replacing an old link).
+
+    Raises
+    ------
+    InputDataError
+        If ``target`` does not exist or ``out/name`` is a real folder.
+    """
+    out, target = Path(out), Path(target).resolve()
+    if not target.exists():
+        raise InputDataError(f"{target}: link target not found")
+    link = out / name
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        raise InputDataError(f"{link}: exists and is not a symlink; not replacing it")
+    link.symlink_to(os.path.relpath(target, out.resolve()))
+
+
+def write_record_folder(
+    out: str | Path, table: pd.DataFrame, *, calibration: str | Path, images, models
+) -> None:
+    """Make ``out`` a public-layout record: poses table, calibration, folder links.
+
+    Parameters
+    ----------
+    out : str or Path
+    table : DataFrame
+        Poses table with ``status`` and ``image`` (written as ``sweep_initial.csv``).
+    calibration : str or Path
+        ``calibration.yaml`` to copy byte for byte.
+    images, models : str or Path
+        Folders linked as ``UltrasoundImages`` and ``CT_models`` (relative links).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_poses_table(out / "sweep_initial.csv", table)
+    shutil.copyfile(calibration, out / "calibration.yaml")
+    link_record_folder(out, "UltrasoundImages", images)
+    link_record_folder(out, "CT_models", models)

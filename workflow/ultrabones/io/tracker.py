@@ -21,6 +21,7 @@ from ..transforms import POSE_COLUMNS, matrix_from_params, params_from_matrix
 __all__ = [
     "TRACKER_COLUMNS",
     "MarkerStream",
+    "marker_stream",
     "read_tracker_stream",
     "write_tracker_stream",
 ]
@@ -124,3 +125,10 @@ def write_tracker_stream(path: str | Path, streams: dict[str, MarkerStream]) -> 
         frames.append(part)
     table = pd.concat(frames).sort_values(["timestamp", "marker"], kind="stable")
     table.to_csv(path, index=False, float_format="%.10g")
+
+
+def marker_stream(streams: dict, name: str, path: str | Path) -> MarkerStream:
+    """Return ``streams[name]`` or raise naming the tracker file."""
+    if name not in streams:
+        raise InputDataError(f"{path}: no rows of marker {name!r}")
+    return streams[name]

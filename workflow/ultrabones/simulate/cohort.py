@@ -22,9 +22,9 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io.calibration import Calibration, write_calibration
 from ..io.markers import write_marker_ini
-from ..io.phantom import link_record_folder, write_registration
 from ..io.png import write_png
-from ..io.record import write_poses_table
+from ..io.record import link_record_folder, write_poses_table
+from ..io.registration import write_registration
 from ..io.stl import read_stl, write_stl
 from ..io.tables import write_table, write_yaml
 from ..io.tracker import write_tracker_stream
