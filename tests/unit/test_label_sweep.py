@@ -46,7 +46,7 @@ def label_sweep(record, model, out, *extra) -> int:
     """Run the command on two-frame chunks with a two-pilot warm start.
 
     The pilots scatter the model and params before the chunks do: with content-hashed
-    keys one run in two lost them ("lost dependencies"); ``sweep._scatter`` now
+    keys one run in two lost them ("lost dependencies"); ``sweep.cluster._scatter``
     scatters under fresh keys, and these runs keep that race covered.
     """
     args = ["label-sweep", str(record), "--model", str(model), "--out", str(out)]

@@ -206,9 +206,7 @@ def test_label_chunks_on_dask_writes_then_marks_every_pending_chunk(tmp_path):
     ) as client:
         label_chunks(
             client,
-            tasks,
-            slices=slices,
-            pending=[0, 2],
+            {i: tasks[slices[i]] for i in (0, 2)},
             write=partial(write_reasons, folder=tmp_path),
             mark=lambda i: marked.append((i, (tmp_path / str(i)).is_file())),
             **kernel(),
@@ -244,9 +242,9 @@ def test_validate_store_checks_confidence(tmp_path):
 
 
 def test_confidence_check_discards_the_outlier_and_resumes_the_same(tmp_path):
-    from ultrabones.cli.label_sweep import _confidence_check
     from ultrabones.engine import EngineParams
     from ultrabones.io.store import write_variables
+    from ultrabones.sweep.store_io import apply_confidence_check
 
     tasks = make_tasks(tmp_path, n=6)
     work = new_store(tmp_path, tasks)
@@ -260,7 +258,7 @@ def test_confidence_check_discards_the_outlier_and_resumes_the_same(tmp_path):
     params = EngineParams(confidence_model=(2.197, 0, 0, 0, -2.0))  # logit(0.9)
     fiducials = np.array([[0, 0, 50.0], [30, 0, 50.0], [0, 30, 50.0]])
     for _ in range(2):  # the second run re-applies the saved results
-        _confidence_check(work, params, fiducials)
+        apply_confidence_check(work, params, fiducials)
         ds = open_store(work.store)
         assert ds["reason"].values[4] == "low_confidence"
         assert ds["status"].values[4] == "discarded"

@@ -17,6 +17,15 @@ OWN_OPTIONS = ("seed", "reject_at_bound")
 def add_parser(sub) -> None:
     """Register ``bench``."""
     p = sub.add_parser("bench", help="benchmark the label engine on frames")
+    _add_inputs(p)
+    _add_outputs(p)
+    _add_variants(p)
+    add_engine_options(p, exclude=OWN_OPTIONS)
+    p.set_defaults(run=run)
+
+
+def _add_inputs(p) -> None:
+    """Add the options choosing the frames: a record or a simulation, and which."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--record", help="record folder (public layout)")
     src.add_argument("--preset", choices=("tiny", "paper"), help="simulate frames")
@@ -36,6 +45,10 @@ def add_parser(sub) -> None:
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--frames", type=int, help="number of frames (random sample)")
     pick.add_argument("--timestamps", type=int, nargs="+", help="frames by timestamp")
+
+
+def _add_outputs(p) -> None:
+    """Add the options naming what the bench writes besides its summary."""
     p.add_argument("--table", help="per-frame table (.csv or .parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--figure", help="PNG of initial vs refined contours (12 frames)")
@@ -44,6 +57,10 @@ def add_parser(sub) -> None:
         help="folder for corrections.png (correction and confidence along the sweep) "
         "and lowest_confidence.png (the 12 refined frames of least confidence)",
     )
+
+
+def _add_variants(p) -> None:
+    """Add the options varying the engine or the simulation from their defaults."""
     p.add_argument(
         "--reject-at-bound",
         action="store_true",
@@ -63,8 +80,6 @@ def add_parser(sub) -> None:
         help="with --preset: run the preset, then once per source switched off; "
         "print one row each",
     )
-    add_engine_options(p, exclude=OWN_OPTIONS)
-    p.set_defaults(run=run)
 
 
 def _pick_rows(poses, args, rng):
@@ -310,61 +325,113 @@ def _auroc(table) -> float:
 
 def _bench(args, root, seed, *, first) -> dict:
     """Run the engine on one record: its summary and per-frame table."""
-    import time
-
     import numpy as np
-    import pandas as pd
 
-    from ..engine import EngineParams, prepare_specimen
-    from ..engine.bench import (
-        pose_errors,
-        refit_sweep,
-        run_frames,
-        summarise,
-        summarise_truth,
-        truth_row,
-    )
-    from ..io.png import read_png
+    from ..engine import EngineParams
     from ..io.record import open_record
-    from ..io.stl import read_stl
 
     record = open_record(root)
     truth = _truth_dir(root)
     kw = engine_kwargs(args, exclude=OWN_OPTIONS)
     params = EngineParams(**kw, reject_at_bound=args.reject_at_bound)
+    model, precompute_s = _timed(_prepare_model, record, params)
+    rows = _pick_rows(record.poses, args, np.random.default_rng(seed))
+    keep = _KeepMasks(record, truth)
+    prior, pilot_s = _timed(_warm_start, record, model, params)
+    table, results = _label(record, rows, model, params, prior, keep)
+    table = _sweep_confidence(table, params, record.calibration)
+    summary, table = _summarise(table, keep)
+    summary |= {
+        "precompute_s": precompute_s,
+        "pilot_s": pilot_s,
+        "warm_start_eps": None if prior is None else prior.tolist(),
+        "peak_rss_mb": _peak_rss_mb(),
+        "objective": params.objective,
+        "lam": params.lam,
+        "seed": seed,
+        "bones": sorted(record.bone_paths),
+    }
+    if args.figure and first:
+        _figure(args.figure, record, rows, results)
+    if args.review and first:
+        _review(args.review, record, model, params, prior, table)
+    return {"summary": summary, "table": table.assign(seed=seed)}
+
+
+def _timed(fn, *args):
+    """Return ``fn(*args)`` and its wall time (s)."""
+    import time
+
     t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def _prepare_model(record, params):
+    """Prepare the record's specimen model, its triangles included."""
+    from ..engine import prepare_specimen
+    from ..io.stl import read_stl
+
     model = prepare_specimen(
         {k: read_stl(p) for k, p in record.bone_paths.items()}, params=params
     )
     model.triangles()
-    precompute_s = time.perf_counter() - t0
-    rows = _pick_rows(record.poses, args, np.random.default_rng(seed))
-    spacing = record.calibration.pixel_spacing_mm
-    scored, shown = {}, {}
-    placement = _true_placement(truth) if truth is not None else {}
+    return model
 
-    def keep(stamp, res):
-        if truth is not None and res.masks["full_initial"].any():
-            full = read_png(truth / "label_full" / f"{stamp}.png") > 0
-            visible = read_png(truth / "label_visible" / f"{stamp}.png") > 0
-            scored[stamp] = truth_row(
-                res, full, visible, spacing_mm=spacing
-            ) | pose_errors(
-                res,
-                placement[stamp],
-                calibration=record.calibration,
-                label_rc=np.argwhere(full),
-            )
-        if res.kept and len(shown) < 48:
-            shown[stamp] = {k: v for k, v in res.masks.items() if k.startswith("full")}
 
-    t0 = time.perf_counter()
-    prior = _warm_start(record, model, params)
-    pilot_s = time.perf_counter() - t0
+class _KeepMasks:
+    """The bench's ``keep_masks``: truth scores and the masks of frames to show.
+
+    A frame with truth and an initial label is scored against the simulator's masks
+    (``scored``, by timestamp); the full labels of the first 48 kept frames are kept
+    for the figures (``shown``), every other mask is dropped.
+    """
+
+    def __init__(self, record, truth):
+        self.record, self.truth = record, truth
+        self.placement = _true_placement(truth) if truth is not None else {}
+        self.scored, self.shown = {}, {}
+
+    def __call__(self, stamp, res) -> None:
+        """Score and keep what the bench needs of one frame's result."""
+        if self.truth is not None and res.masks["full_initial"].any():
+            self.scored[stamp] = self._score(stamp, res)
+        if res.kept and len(self.shown) < 48:
+            full = {k: v for k, v in res.masks.items() if k.startswith("full")}
+            self.shown[stamp] = full
+
+    def _score(self, stamp, res) -> dict:
+        import numpy as np
+
+        from ..engine.bench import pose_errors, truth_row
+        from ..io.png import read_png
+
+        full = read_png(self.truth / "label_full" / f"{stamp}.png") > 0
+        visible = read_png(self.truth / "label_visible" / f"{stamp}.png") > 0
+        calibration = self.record.calibration
+        return truth_row(
+            res, full, visible, spacing_mm=calibration.pixel_spacing_mm
+        ) | pose_errors(
+            res,
+            self.placement[stamp],
+            calibration=calibration,
+            label_rc=np.argwhere(full),
+        )
+
+
+def _label(record, rows, model, params, prior, keep):
+    """Run the engine on the record rows ``rows`` as ``label-sweep`` runs a sweep.
+
+    Both passes with ``refinement: sweep``; the results keep the masks ``keep``
+    kept for the figures.
+    """
+    from ..engine.bench import refit_sweep, run_frames
+
+    calibration = record.calibration
     table, results = run_frames(
         _frames(record, rows),
         model,
-        record.calibration,
+        calibration,
         params,
         keep_masks=keep,
         prior=prior,
@@ -375,34 +442,31 @@ def _bench(args, root, seed, *, first) -> dict:
             results,
             lambda picked: _frames(record, rows[picked]),
             model,
-            record.calibration,
+            calibration,
             params,
             keep_masks=keep,
         )
     for r, stamp in zip(results, table["timestamp"], strict=True):
-        r.masks = shown.get(int(stamp), {})
-    table = _sweep_confidence(table, params, record.calibration)
+        r.masks = keep.shown.get(int(stamp), {})
+    return table, results
+
+
+def _summarise(table, keep):
+    """Return the summary and the table, joined by the truth scores ``keep`` made."""
+    import pandas as pd
+
+    from ..engine.bench import summarise, summarise_truth
+
     summary = summarise(table)
-    if truth is not None:
+    if keep.truth is not None:
+        scored = keep.scored
         extra = (
             table["timestamp"].map(lambda s: scored.get(int(s), {})).apply(pd.Series)
         )
         table = pd.concat([table, extra], axis=1)
         summary.update(summarise_truth(table))
         summary["confidence_auroc"] = _auroc(table)
-    summary["precompute_s"] = precompute_s
-    summary["pilot_s"] = pilot_s
-    summary["warm_start_eps"] = None if prior is None else prior.tolist()
-    summary["peak_rss_mb"] = _peak_rss_mb()
-    summary["objective"] = params.objective
-    summary["lam"] = params.lam
-    summary["seed"] = seed
-    summary["bones"] = sorted(record.bone_paths)
-    if args.figure and first:
-        _figure(args.figure, record, rows, results)
-    if args.review and first:
-        _review(args.review, record, model, params, prior, table)
-    return {"summary": summary, "table": table.assign(seed=seed)}
+    return summary, table
 
 
 def _rerun(record, model, params, prior, table, rows):
