@@ -18,8 +18,8 @@ from ultrabones.auditpage.tables import (
 )
 from ultrabones.errors import ConfigError, InputDataError
 from ultrabones.io.png import read_png
-from ultrabones.io.release import write_table
 from ultrabones.io.store import open_store
+from ultrabones.io.tables import write_table
 from ultrabones.qa import COLOURS
 from ultrabones.release import reject_statistics, sweep_statistics
 from ultrabones.store import as_str, encoding, status_of, template_dataset
@@ -126,7 +126,7 @@ def audit_page(*argv: str) -> int:
 def write_stats(path, stores):
     """Write reject_statistics.csv of the stores as ``ultrabones release`` does."""
     table = reject_statistics(sweep_statistics(open_store(p)) for p in stores)
-    write_table(path, table)
+    write_table(path, table, precision="measured")
     return path
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io.tables import save_figure, write_table
+
 __all__ = ["write_error_curve"]
 
 
@@ -33,7 +35,7 @@ def write_error_curve(
 
     stem = Path(stem)
     table = pd.DataFrame({"dt_ms": np.round(dt_ms, 4), **columns})
-    table.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6f")
+    write_table(stem.with_suffix(".csv"), table, precision="measured")
     name, values = next(iter(columns.items()))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(dt_ms, values, lw=1)
@@ -42,5 +44,5 @@ def write_error_curve(
     ax.set_ylabel(name)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=100, metadata={"Software": None})
+    save_figure(fig, stem.with_suffix(".png"))
     plt.close(fig)

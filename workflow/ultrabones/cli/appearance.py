@@ -55,7 +55,7 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from ..io.masks import write_json
+    from ..io.tables import write_json
     from ..simulate.appearance import FrameSet, compare, curves, merge, summary
     from ..simulate.appearance_io import (
         curves_figure,
@@ -80,7 +80,7 @@ def run(args) -> int:
         "curves": {"real": curves(real), "sim": curves(sim)},
         **compare(sim, real),
     }
-    write_json(out / "appearance.json", doc)
+    write_json(out / "appearance.json", doc, indent=2)
     grid_figure(out / "appearance_grid.png", real_examples[:4], sim_examples)
     curves_figure(
         out / "appearance_curves.png",

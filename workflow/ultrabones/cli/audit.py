@@ -58,13 +58,8 @@ def run(args) -> int:
 
     from ..audit import audit_sweep
     from ..evaluate.figures import audit_frames_figure
-    from ..io.masks import (
-        is_zarr_store,
-        write_figure,
-        write_json,
-        write_rows_csv,
-        write_text,
-    )
+    from ..io.masks import is_zarr_store
+    from ..io.tables import save_figure, write_json, write_rows, write_text
 
     load = _store_inputs if is_zarr_store(args.store) else _record_inputs
     frames, calibration, spacing = load(args)
@@ -82,10 +77,10 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "per_frame"}
-    write_json(out / "audit.json", summary)
-    write_rows_csv(out / "audit_frames.csv", result["per_frame"])
+    write_json(out / "audit.json", summary, indent=2)
+    write_rows(out / "audit_frames.csv", result["per_frame"])
     write_text(out / "audit.md", table(summary) + "\n")
-    write_figure(out / "audit_frames.png", audit_frames_figure(result["per_frame"]))
+    save_figure(audit_frames_figure(result["per_frame"]), out / "audit_frames.png")
     print(json.dumps(summary, indent=2) if args.json else table(summary))
     return 0
 

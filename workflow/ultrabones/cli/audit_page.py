@@ -32,7 +32,7 @@ def run(args) -> int:
 
     from ..auditpage import ASSETS, asset_text
     from ..errors import ConfigError
-    from ..io.release import write_text
+    from ..io.tables import write_text
 
     out = Path(args.out)
     if args.stats:
@@ -66,7 +66,7 @@ def _open(path):
 def _write_sweep(path, out, *, max_correction_mm) -> None:
     from ..auditpage import FRAME_VARIABLES, frame_pngs, sweep_page
     from ..io.masks import iter_store_frames
-    from ..io.release import save_figure, write_text
+    from ..io.tables import save_figure, write_text
     from ..store import as_str
     from ..vocabulary import Reason
 
@@ -90,7 +90,7 @@ def _write_sweep(path, out, *, max_correction_mm) -> None:
 def _write_index(paths, stats_path, out) -> None:
     from ..auditpage import index_page, sweep_row
     from ..errors import InputDataError
-    from ..io.release import read_table, write_text
+    from ..io.tables import read_table, write_text
 
     try:
         stats = read_table(stats_path)

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..errors import ConfigError
-    from ..io.model import write_frame_table
+    from ..io.tables import write_table
 
     if args.cohorts < 1 or (args.cohorts > 1 and not args.preset):
         raise ConfigError("--cohorts takes a count >= 1, and only with --preset")
@@ -155,12 +155,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.ablation:
         summary, table = _cohorts(args, preset)
         if args.table:
-            write_frame_table(args.table, table)
+            write_table(args.table, table, precision="measured")
         print(json.dumps(summary, indent=None if args.json else 1))
         return 0
     rows, tables = _ablation(args, preset)
     if args.table:
-        write_frame_table(args.table, pd.concat(tables, ignore_index=True))
+        write_table(
+            args.table, pd.concat(tables, ignore_index=True), precision="measured"
+        )
     if args.json:
         print(json.dumps({"ablation": rows}))
     else:

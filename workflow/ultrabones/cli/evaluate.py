@@ -104,15 +104,17 @@ def _write_outputs(out, result, *, title: str) -> None:
     from pathlib import Path
 
     from ..evaluate.figures import metric_curves_figure
-    from ..io.masks import write_figure, write_json, write_rows_csv
+    from ..io.tables import save_figure, write_json, write_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(
-        out / "metrics.json", {k: v for k, v in result.items() if k != "per_frame"}
+        out / "metrics.json",
+        {k: v for k, v in result.items() if k != "per_frame"},
+        indent=2,
     )
-    write_rows_csv(out / "per_frame.csv", result["per_frame"])
-    write_figure(out / "eval_curves.png", metric_curves_figure(result, title=title))
+    write_rows(out / "per_frame.csv", result["per_frame"])
+    save_figure(metric_curves_figure(result, title=title), out / "eval_curves.png")
 
 
 def _table(summary) -> str:

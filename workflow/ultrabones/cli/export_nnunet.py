@@ -28,7 +28,7 @@ def run(args) -> int:
     import pandas as pd
 
     from ..errors import ConfigError
-    from ..io.release import read_table, write_json
+    from ..io.tables import read_table, write_json
     from ..release import grouped_folds, nnunet_dataset_json
 
     if not 1 <= args.dataset_id <= 999:

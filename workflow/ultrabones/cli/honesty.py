@@ -323,11 +323,11 @@ def _text(doc) -> str:
 
 def _write(out, doc, robust) -> None:
     """Write the tables as CSV, the report as JSON and the lambda figure."""
-    from ..io.masks import write_figure, write_json, write_rows_csv
+    from ..io.tables import save_figure, write_json, write_rows
     from ..studies.honesty import lambda_figure
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("robust", "eq3", "targets"):
-        write_rows_csv(out / f"{name}.csv", doc[name])
-    write_json(out / "honesty.json", doc)
-    write_figure(out / "honesty_lambda.png", lambda_figure(robust))
+        write_rows(out / f"{name}.csv", doc[name])
+    write_json(out / "honesty.json", doc, indent=2)
+    save_figure(lambda_figure(robust), out / "honesty_lambda.png")

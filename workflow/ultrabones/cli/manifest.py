@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Hash every file under the paths; write ``<sha256>  <relative path>`` lines."""
     from ..io.checksum import list_files, sha256_file
-    from ..io.release import write_text
+    from ..io.tables import write_text
     from ..provenance import relative_path
     from ..release import manifest_text
 

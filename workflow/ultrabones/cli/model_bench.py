@@ -29,7 +29,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import InputDataError
-    from ..io.masks import write_json, write_text
+    from ..io.tables import write_json, write_text
     from ..model.data import split_stores
     from ..studies.model_baseline import bench_rows, markdown_table
     from .evaluate import read_threshold
@@ -52,7 +52,9 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows, eps_mm=args.eps)
-    write_json(out / "model_baseline.json", {"eps_mm": args.eps, "rows": rows})
+    write_json(
+        out / "model_baseline.json", {"eps_mm": args.eps, "rows": rows}, indent=2
+    )
     write_text(out / "model_baseline.md", table)
     print(table)
     return 0

@@ -25,7 +25,8 @@ def run(args) -> int:
     from ..errors import InputDataError
     from ..evaluate import label_histogram, otsu_threshold
     from ..evaluate.figures import histogram_figure
-    from ..io.masks import KEPT, open_mask_source, write_figure, write_json
+    from ..io.masks import KEPT, open_mask_source
+    from ..io.tables import save_figure, write_json
 
     counts, frames = np.zeros(256, dtype=np.int64), 0
     for path in args.stores:
@@ -53,9 +54,10 @@ def run(args) -> int:
             "stores": list(args.stores),
             "rule": "high: intensity > threshold",
         },
+        indent=2,
     )
     if args.figure:
-        write_figure(args.figure, histogram_figure(counts, threshold))
+        save_figure(histogram_figure(counts, threshold), args.figure)
     print(
         f"otsu threshold {threshold:g} over {int(counts.sum())} pixels, {frames} frames"
     )

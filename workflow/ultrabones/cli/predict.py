@@ -33,7 +33,7 @@ def run(args) -> int:
 
     import torch
 
-    from ..io.masks import write_json
+    from ..io.tables import write_json
     from ..model.files import load_checkpoint, release_hash, write_mask_png
     from ..model.net import resolve_device
     from ..model.predict import load_model, predict_split
@@ -54,7 +54,9 @@ def run(args) -> int:
     ):
         write_mask_png(out / specimen / sweep / f"{stamp}.png", mask)
         n += 1
-    write_json(out / "provenance.json", _provenance(args, state, release_hash, n))
+    write_json(
+        out / "provenance.json", _provenance(args, state, release_hash, n), indent=2
+    )
     log.info("%d frames of split %s predicted into %s", n, args.split, out)
     return 0
 

@@ -19,8 +19,8 @@ def run(args) -> int:
     """Write ``overlays.png`` and ``corrections.png``."""
     from pathlib import Path
 
-    from ..io.release import save_figure
     from ..io.store import open_store
+    from ..io.tables import save_figure
     from ..qa import correction_figure, overlay_figure
 
     ds = open_store(args.store)

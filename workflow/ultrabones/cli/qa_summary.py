@@ -15,7 +15,7 @@ def run(args) -> int:
     """Write ``discard_rate.png``."""
     from pathlib import Path
 
-    from ..io.release import read_table, save_figure
+    from ..io.tables import read_table, save_figure
     from ..qa import discard_rate_figure
 
     out = Path(args.out)

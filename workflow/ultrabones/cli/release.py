@@ -29,8 +29,8 @@ def run(args) -> int:
     """Verify and copy the stores; write splits, statistics, card and metadata."""
     from pathlib import Path
 
-    from ..io.release import write_table
     from ..io.store import open_store, verify_store
+    from ..io.tables import write_table
     from ..release import reject_statistics, split_specimens, sweep_statistics
     from ..store import validate_store
 
@@ -46,8 +46,8 @@ def run(args) -> int:
     )
     out = Path(args.out)
     _copy_stores(args.stores, datasets, out / "labels")
-    write_table(out / "splits.csv", splits)
-    write_table(out / "reject_statistics.csv", stats)
+    write_table(out / "splits.csv", splits, precision="measured")
+    write_table(out / "reject_statistics.csv", stats, precision="measured")
     _write_metadata(out, stats, splits, args, attrs=datasets[0].attrs)
     log.info("release: %d sweeps, %d kept frames", len(stats), stats["kept"].sum())
     return 0
@@ -72,7 +72,7 @@ def _write_metadata(out, stats, splits, args, *, attrs) -> None:
     """Write README.md (the dataset card), croissant.json and CITATION.cff."""
     from .. import __version__
     from ..io.checksum import sha256_file
-    from ..io.release import write_json, write_text
+    from ..io.tables import write_json, write_text
     from ..release import citation_cff, croissant_metadata, dataset_card
 
     write_text(

@@ -46,9 +46,9 @@ def run(args) -> int:
 
     brief = {k: v for k, v in scores.items() if k != "regions"}
     if args.summary:
-        from ..io.masks import write_json
+        from ..io.tables import write_json
 
-        write_json(args.summary, brief)
+        write_json(args.summary, brief, indent=2)
     print(json.dumps(brief, indent=2) if args.json else _table(scores))
     return 0
 
@@ -77,11 +77,15 @@ def _write(out, scores: dict, rows: list) -> None:
     from pathlib import Path
 
     from ..evaluate.figures import metric_curves_figure
-    from ..io.masks import write_figure, write_json, write_rows_csv
+    from ..io.tables import save_figure, write_json, write_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "scores.json", {k: v for k, v in scores.items() if k != "regions"})
-    write_rows_csv(out / "per_frame.csv", rows)
+    write_json(
+        out / "scores.json",
+        {k: v for k, v in scores.items() if k != "regions"},
+        indent=2,
+    )
+    write_rows(out / "per_frame.csv", rows)
     title = f"model vs release labels, {scores['frames']} frames"
-    write_figure(out / "scores.png", metric_curves_figure(scores, title=title))
+    save_figure(metric_curves_figure(scores, title=title), out / "scores.png")

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import EngineParams, SpecimenModel
     from ..engine.figures import lambda_figure
     from ..engine.lam import choose_lambda, lambda_table
-    from ..io.model import write_frame_table
     from ..io.record import open_record
+    from ..io.tables import write_table
     from .bench import _frames
 
     record = open_record(args.record)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_frame_table(out / "lambda.csv", table)
+    write_table(out / "lambda.csv", table, precision="measured")
     lambda_figure(table).savefig(out / "lambda.png", dpi=110)
     lam, rule = choose_lambda(table)
     choice = {"lam": lam, "rule": rule}

@@ -109,10 +109,10 @@ def _card(args, params, frames, digest, history, device) -> dict:
 
 
 def _write_card(folder, card: dict) -> None:
-    from ..io.masks import write_figure, write_json, write_text
+    from ..io.tables import save_figure, write_json, write_text
     from ..model.train import loss_curves_figure, model_card
 
-    write_json(folder / "card.json", card)
-    write_json(folder / "loss_curves.json", {"history": card["history"]})
-    write_figure(folder / "loss_curves.png", loss_curves_figure(card["history"]))
+    write_json(folder / "card.json", card, indent=2)
+    write_json(folder / "loss_curves.json", {"history": card["history"]}, indent=2)
+    save_figure(loss_curves_figure(card["history"]), folder / "loss_curves.png")
     write_text(folder / "README.md", model_card(card))

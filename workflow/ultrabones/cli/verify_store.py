@@ -24,8 +24,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import InputDataError
-    from ..io.release import write_text
     from ..io.store import DIGESTS, verify_store
+    from ..io.tables import write_text
 
     try:
         verify_store(args.store)

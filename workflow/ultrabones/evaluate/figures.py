@@ -1,7 +1,7 @@
 """Evaluation figures: metric curves against eps (paper Fig. 4) and the Otsu histogram.
 
 Functions build a :class:`matplotlib.figure.Figure` without pyplot (no global state,
-Agg canvas); :func:`ultrabones.io.masks.write_figure` saves it deterministically.
+Agg canvas); :func:`ultrabones.io.tables.save_figure` saves it deterministically.
 """
 
 from __future__ import annotations

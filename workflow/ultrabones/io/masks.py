@@ -9,7 +9,6 @@ evaluation's and the audit's JSON, CSV tables and figures.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,10 +28,6 @@ __all__ = [
     "open_mask_source",
     "read_image_folder",
     "read_truth_poses",
-    "write_figure",
-    "write_json",
-    "write_rows_csv",
-    "write_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -252,25 +247,3 @@ def read_image_folder(path: str | Path) -> Callable[[str], np.ndarray]:
     if not path.is_dir():
         raise InputDataError(f"{path}: image folder not found")
     return lambda name: read_png(path / f"{name}.png")
-
-
-def write_json(path: str | Path, document: dict) -> None:
-    """Write an evaluation or audit result as sorted, indented JSON."""
-    Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-
-
-def write_rows_csv(path: str | Path, rows: list[dict]) -> None:
-    """Write per-frame or per-sweep rows (dicts with the same keys) as CSV."""
-    import pandas as pd
-
-    pd.DataFrame(rows).to_csv(path, index=False, float_format="%.6g")
-
-
-def write_figure(path: str | Path, fig) -> None:
-    """Save a matplotlib figure as PNG without the version stamp, so bytes repeat."""
-    fig.savefig(Path(path), format="png", metadata={"Software": None})
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write a small text report (Markdown table)."""
-    Path(path).write_text(text)

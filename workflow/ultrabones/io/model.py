@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputDataError
 
-__all__ = ["read_specimen_model", "write_frame_table", "write_specimen_model"]
+__all__ = ["read_specimen_model", "write_specimen_model"]
 
 _ARRAYS = ("points", "normals", "weights", "bone_index", "cell_keys", "cell_start")
 _FORMAT = "ultrabones-specimen-model/2"
@@ -81,12 +81,3 @@ def read_specimen_model(path: str | Path) -> dict:
         density_per_mm2=float(doc["density_per_mm2"]),
         **arrays,
     )
-
-
-def write_frame_table(path: str | Path, table) -> None:
-    """Write a per-frame table as CSV or Parquet (by suffix)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        table.to_parquet(path, index=False)
-    else:
-        table.to_csv(path, index=False, float_format="%.10g")

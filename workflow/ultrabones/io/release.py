@@ -7,7 +7,6 @@ nnU-Net v2's raw dataset (:func:`write_nnunet_case`).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -24,39 +23,16 @@ from .published import (
     PUBLISHED_LABEL_VALUE,
     TRACKING_FILE,
 )
+from .tables import write_table
 
 __all__ = [
     "copy_bones",
     "copy_tree",
     "read_manifest",
-    "read_table",
-    "save_figure",
-    "write_json",
     "write_nnunet_case",
     "write_public_record",
     "write_published_record",
-    "write_table",
-    "write_text",
 ]
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write a text file, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def write_table(path: str | Path, table: pd.DataFrame) -> None:
-    """Write a CSV table with full float precision, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV table."""
-    return pd.read_csv(path)
 
 
 def copy_tree(src: str | Path, dst: str | Path) -> None:
@@ -73,13 +49,6 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a Matplotlib figure as PNG without time-stamped metadata."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
 def write_public_record(
@@ -100,12 +69,7 @@ def write_public_record(
         write_png(
             out / "Label_partial_gradient" / name, (label > 0).astype(np.uint8) * 255
         )
-    write_table(out / "sweepProcessedAndOptimized.csv", table)
-
-
-def write_json(path: str | Path, doc) -> None:
-    """Write a JSON document (sorted keys, so the bytes depend only on ``doc``)."""
-    write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    write_table(out / "sweepProcessedAndOptimized.csv", table, precision="measured")
 
 
 def read_manifest(path: str | Path) -> dict:

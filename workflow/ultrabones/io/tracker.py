@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import InputDataError
 from ..transforms import POSE_COLUMNS, matrix_from_params, params_from_matrix
+from .tables import write_table
 
 __all__ = [
     "TRACKER_COLUMNS",
@@ -124,7 +125,7 @@ def write_tracker_stream(path: str | Path, streams: dict[str, MarkerStream]) -> 
         part.insert(0, "timestamp", s.timestamps.astype(np.int64))
         frames.append(part)
     table = pd.concat(frames).sort_values(["timestamp", "marker"], kind="stable")
-    table.to_csv(path, index=False, float_format="%.10g")
+    write_table(path, table, precision="measured")
 
 
 def marker_stream(streams: dict, name: str, path: str | Path) -> MarkerStream:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import InputDataError
 from .checksum import list_files, sha256_file
-from .release import read_manifest, read_table
+from .release import read_manifest
+from .tables import read_table
 
 __all__ = [
     "check_exports",

@@ -192,7 +192,7 @@ def split_stores(release: str | Path, split: str) -> list[Path]:
         If ``splits.csv`` is missing or malformed, the split is unknown, or a
         specimen of the split has no store (each naming the file).
     """
-    from ..io.release import read_table
+    from ..io.tables import read_table
 
     path = Path(release) / "splits.csv"
     if split not in SPLITS:

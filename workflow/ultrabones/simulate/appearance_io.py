@@ -111,7 +111,7 @@ def _pyplot():
 
 def grid_figure(path: Path, real: list, sim: list) -> None:
     """Write real (top row) and simulated (bottom row) frames at one mm scale."""
-    from ..io.masks import write_figure
+    from ..io.tables import save_figure
 
     plt = _pyplot()
     n = max(1, len(real), len(sim))
@@ -130,7 +130,7 @@ def grid_figure(path: Path, real: list, sim: list) -> None:
             ax.set_xlabel("lateral (mm)")
         axes[r, 0].set_ylabel("depth (mm)")
     fig.tight_layout()
-    write_figure(path, fig)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -139,7 +139,7 @@ def curves_figure(path: Path, sets: dict) -> None:
 
     ``sets`` maps a set's name to its ``appearance.curves`` dict.
     """
-    from ..io.masks import write_figure
+    from ..io.tables import save_figure
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -160,5 +160,5 @@ def curves_figure(path: Path, sets: dict) -> None:
     if fit:
         axes[0].axvspan(*fit, color="0.9", zorder=0)  # the attenuation fit range
     fig.tight_layout()
-    write_figure(path, fig)
+    save_figure(fig, path)
     plt.close(fig)
