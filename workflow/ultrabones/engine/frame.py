@@ -27,6 +27,7 @@ from .objective import (
     AuthorsObjective,
     Eq3Objective,
     RobustObjective,
+    Surface,
 )
 from .params import EngineParams, FrameResult, _empty_masks
 from .refine import at_bound, refine
@@ -137,13 +138,11 @@ def _robust(problem: _Problem, rng, full, prior):
     facing_normals = normals[keep]
     maps = feature_maps(image, spacing_mm=geom.spacing_mm, params=params)
     kw = dict(
-        factor=maps.factor,
-        outside=maps.outside,
         sigma_mm=params.sigma_mm,
         lam=params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
-    surface = (facing, facing_normals, weights)
+    surface = Surface(facing, facing_normals, weights)
     fine = _subset_objective(geom, surface, maps, kw, params.fine_points, rng)
     coarse = _subset_objective(geom, surface, maps, kw, params.coarse_points, rng)
     centre = _pivot(facing, weights)
@@ -172,18 +171,11 @@ def _pivot(points, weights) -> np.ndarray:
 
 def _subset_objective(geom, surface, maps, kw, n, rng) -> RobustObjective:
     """Objective on a random subset of ``n`` samples, rescaled to the full area."""
-    facing, normals, weights = surface
-    n = min(n, facing.shape[0])
-    pick = np.sort(rng.choice(facing.shape[0], n, replace=False))
-    objective = RobustObjective(
-        geom,
-        facing[pick],
-        weights[pick],
-        maps.evidence,
-        normals_image0=normals[pick],
-        **kw,
-    )
-    objective.scale *= weights.sum() / max(weights[pick].sum(), 1e-12)
+    count = surface.points.shape[0]
+    pick = np.sort(rng.choice(count, min(n, count), replace=False))
+    subset = Surface(*(a[pick] for a in surface))
+    objective = RobustObjective(geom, subset, maps, **kw)
+    objective.scale *= surface.weights.sum() / max(subset.weights.sum(), 1e-12)
     return objective
 
 
@@ -205,8 +197,7 @@ def _eq3(problem: _Problem, rng, full, prior):
     objective = kind(
         geom,
         rc,
-        pts,
-        normals,
+        Surface(pts, normals),
         np.asarray(image, np.float32) / 255.0,
         gamma_mm=AUTHORS_BAND_MM if authors else params.gamma_mm,
         spacing_mm=model.spacing_mm,
