@@ -9,7 +9,12 @@ from ultrabones.engine import EngineParams, prepare_specimen, process_frame
 from ultrabones.engine.features import feature_maps
 from ultrabones.engine.geometry import frame_geometry, select_samples
 from ultrabones.engine.model import sample_surface
-from ultrabones.engine.objective import Eq3Objective, RobustObjective, bilinear
+from ultrabones.engine.objective import (
+    Eq3Objective,
+    RobustObjective,
+    Surface,
+    bilinear,
+)
 from ultrabones.io.png import read_png
 from ultrabones.io.record import open_record
 from ultrabones.io.stl import read_stl
@@ -89,12 +94,8 @@ def test_robust_objective_matches_brute_force_on_real_frame(real):
     facing = normals[:, 1] < -DEFAULTS.facing_min
     fast = RobustObjective(
         geom,
-        pts[facing],
-        model.weights[index[facing]],
-        maps.evidence,
-        normals_image0=normals[facing],
-        factor=maps.factor,
-        outside=maps.outside,
+        Surface(pts[facing], normals[facing], model.weights[index[facing]]),
+        maps,
         sigma_mm=0.25,
         lam=0.0,
         fiducials=cal.probe_marker_fiducials_mm,
@@ -122,8 +123,7 @@ def test_eq3_objective_matches_exact_distances_on_real_frame(real):
     fast = Eq3Objective(
         geom,
         rc,
-        pts,
-        normals,
+        Surface(pts, normals),
         intensity,
         gamma_mm=0.3,
         spacing_mm=model.spacing_mm,

@@ -198,7 +198,8 @@ def test_information_matrix_is_the_weighted_normal_equations():
 
 
 def test_robust_objective_run_of_samples_gives_the_full_sum():
-    from ultrabones.engine.objective import RobustObjective, bilinear
+    from ultrabones.engine.features import FeatureMaps
+    from ultrabones.engine.objective import RobustObjective, Surface, bilinear
 
     outside = -EngineParams().evidence_offset
 
@@ -211,12 +212,8 @@ def test_robust_objective_run_of_samples_gives_the_full_sum():
     weights, evidence = rng.random(3000), rng.normal(0, 1, (60, 80))
     objective = RobustObjective(
         geom,
-        points,
-        weights,
-        evidence,
-        normals_image0=normals,
-        factor=2,
-        outside=outside,
+        Surface(points, normals, weights),
+        FeatureMaps(evidence, 2, outside),
         sigma_mm=0.25,
         lam=0.0,
         fiducials=np.zeros((1, 3)),

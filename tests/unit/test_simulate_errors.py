@@ -17,6 +17,7 @@ from ultrabones.simulate.cohort import (
     GAMMA_MM,
     _plan,
     _sources,
+    _SweepId,
     _unmodelled_in_view,
     simulate_specimen,
     sweep_scene,
@@ -71,7 +72,7 @@ def _plans(preset, sweeps, frames, *, specimens=("S01",), seed=0):
         scene = sweep_scene(anatomy, anatomy.bones, _sources(preset, PAPER))
         for sweep in sweeps:
             _, _, plan = _plan(
-                preset, seed, specimen, sweep, frames, PAPER, anatomy, scene
+                preset, _SweepId(seed, specimen, sweep), frames, PAPER, anatomy, scene
             )
             out.append((scene, plan))
     return out

@@ -189,8 +189,7 @@ def calibrate_recording(
         pts[:, 0],
         pts[:, 1],
         weights=np.ones(pts.shape[:1] + pts.shape[2:3]),
-        probe=recording.streams["probe"],
-        phantom=recording.streams["phantom"],
+        streams=recording.streams,
         dt_ms=dt,
     )
     i = curve.chosen(window_ms=refine_window_ms)

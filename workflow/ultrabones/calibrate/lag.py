@@ -114,9 +114,11 @@ def _probe_from_phantom(query, probe, phantom) -> np.ndarray:
     return out.reshape(query.shape + (4, 4))
 
 
-def _solve_chunk(dt, stamps, points_image, points_phantom, weights, probe, phantom):
+def _solve_chunk(dt, stamps, points_image, points_phantom, weights, streams):
     query = stamps[None, :] + dt[:, None]
-    probe_from_phantom = _probe_from_phantom(query, probe, phantom)
+    probe_from_phantom = _probe_from_phantom(
+        query, streams["probe"], streams["phantom"]
+    )
     target = apply_rigid(probe_from_phantom, points_phantom)
     target = target.reshape(dt.size, -1, 3)
     source = points_image.reshape(-1, 3)
@@ -134,8 +136,7 @@ def lag_grid(
     points_phantom,
     *,
     weights,
-    probe,
-    phantom,
+    streams,
     dt_ms,
     chunk: int = 250,
 ) -> LagCurve:
@@ -151,8 +152,9 @@ def lag_grid(
         Their 3D points from the Z geometry, phantom marker frame, mm.
     weights : ndarray of shape (f, k)
         1 for a detected point, 0 for a missing one.
-    probe, phantom : MarkerStream
-        Tracker streams of the probe and the phantom markers.
+    streams : mapping of str to MarkerStream
+        Tracker streams of the ``"probe"`` and the ``"phantom"`` markers (e.g. a
+        recording's ``streams``).
     dt_ms : ndarray of shape (d,)
         Candidate lags; every ``stamps + dt`` must be covered (:func:`covered_frames`).
     chunk : int
@@ -178,8 +180,7 @@ def lag_grid(
             points_image,
             points_phantom,
             weights,
-            probe,
-            phantom,
+            streams,
         )
         for i in range(0, dt.size, chunk)
     ]

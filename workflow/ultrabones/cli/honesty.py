@@ -18,6 +18,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "honesty", help="engine behaviour on simulated vs real frames, with targets"
     )
+    _add_inputs(p)
+    _add_options(p)
+    p.set_defaults(run=run)
+
+
+def _add_inputs(p) -> None:
+    """Add the real record and the simulated cohorts' arguments."""
     p.add_argument("--real", required=True, help="real record folder (public layout)")
     p.add_argument("--preset", choices=("tiny", "paper"), default="paper")
     p.add_argument("--seed", type=int, default=0, help="cohort seed of cohort 1")
@@ -40,6 +47,10 @@ def add_parser(sub) -> None:
         help="frames per side for Eq. 3 (CPU per frame and lambda: about 15 s real, "
         "3 min simulated)",
     )
+
+
+def _add_options(p) -> None:
+    """Add the simulator switches, extra real frames and output arguments."""
     p.add_argument(
         "--without",
         nargs="+",
@@ -57,7 +68,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="folder for the CSV tables, JSON and figure")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -271,52 +281,44 @@ def _appearance(args, cohorts) -> dict:
     return {"real": summary(real), "sim": summary(sim), **compare(sim, real)}
 
 
-def _text(doc) -> str:
-    """Return the readable report: the three tables and the targets."""
+def _table(rows, columns=None) -> str:
+    """Return ``rows`` as a text table, only ``columns`` (those present) if given."""
     import pandas as pd
 
-    def table(rows, columns=None):
-        frame = pd.DataFrame(rows)
-        frame = frame[[c for c in columns if c in frame]] if columns else frame
-        return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in columns if c in frame]] if columns else frame
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
-    robust_cols = [
-        "lam",
-        *(
-            f"{name}_{side}"
-            for name in (
-                "correction_mm_median",
-                "lateral_mm_median_abs",
-                "axial_mm_median_abs",
-                "bound_hit_fraction",
-                "discarded_fraction",
-                "cpu_s_median",
-            )
-            for side in ("sim", "real")
-        ),
-    ]
-    eq3_cols = [
-        "lam",
-        *(
-            f"{name}_{side}"
-            for name in (
-                "frames",
-                "bound_hit_fraction",
-                "discarded_fraction",
-                "cpu_s_median",
-            )
-            for side in ("sim", "real")
-        ),
-    ]
+
+def _side_columns(names) -> list[str]:
+    """Return ``lam`` and each name's simulated and real column, side by side."""
+    return ["lam", *(f"{name}_{side}" for name in names for side in ("sim", "real"))]
+
+
+def _text(doc) -> str:
+    """Return the readable report: the three tables and the targets."""
+    robust_cols = _side_columns(
+        (
+            "correction_mm_median",
+            "lateral_mm_median_abs",
+            "axial_mm_median_abs",
+            "bound_hit_fraction",
+            "discarded_fraction",
+            "cpu_s_median",
+        )
+    )
+    eq3_cols = _side_columns(
+        ("frames", "bound_hit_fraction", "discarded_fraction", "cpu_s_median")
+    )
     n = len(doc["targets"])
     return "\n\n".join(
         [
             "robust objective, each frame alone (median over refined frames):",
-            table(doc["robust"], robust_cols),
+            _table(doc["robust"], robust_cols),
             "Eq. 3 as printed:",
-            table(doc["eq3"], eq3_cols),
+            _table(doc["eq3"], eq3_cols),
             f"targets ({doc['passed']} of {n} passed):",
-            table(doc["targets"]),
+            _table(doc["targets"]),
         ]
     )
 

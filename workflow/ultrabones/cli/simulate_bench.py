@@ -39,18 +39,28 @@ def run(args) -> int:
     ``frames_per_cpu_s`` (frames per CPU second of this process) is the per-core rate;
     wall-clock ``frames_per_s`` also counts time lost to other processes.
     """
-    import resource
-    import tempfile
-    import time
-
     from ..errors import ConfigError
-    from ..simulate.cohort import simulate_specimen, simulate_sweep
 
     if args.frames is not None and args.frames < 1:
         raise ConfigError(f"--frames must be positive, got {args.frames}")
     if args.misalignment:
         return _misalignment(args)
-    frames = args.frames or 100
+    result = _rates(args, args.frames or 100)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(" ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def _rates(args, frames: int) -> dict:
+    """Time a ``frames``-frame sweep (its specimen files made first, untimed)."""
+    import resource
+    import tempfile
+    import time
+
+    from ..simulate.cohort import simulate_specimen, simulate_sweep
+
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or tmp
         simulate_specimen(out, preset="paper", seed=args.seed, specimen="S01")
@@ -66,7 +76,7 @@ def run(args) -> int:
         )
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
-    result = {
+    return {
         "frames": frames,
         "image_size_px": [950, 811],
         "truth_masks": bool(args.truth),
@@ -78,11 +88,6 @@ def run(args) -> int:
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(" ".join(f"{k}={v}" for k, v in result.items()))
-    return 0
 
 
 def _misalignment(args) -> int:

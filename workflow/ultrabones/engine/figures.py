@@ -59,31 +59,11 @@ def sweep_timeline(table):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..transforms import POSE_COLUMNS
-    from .consistency import probe_corrections
-
     t = table.sort_values("timestamp")
     s = (t["timestamp"] - t["timestamp"].iloc[0]).to_numpy() / 1000.0
     kept = (t["reason"] == "ok").to_numpy()
     fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    eps = probe_corrections(
-        t[list(POSE_COLUMNS)].to_numpy(float),
-        t[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy(float),
-    )
-    refit = t["refit"].to_numpy(bool) if "refit" in t else np.zeros(len(t), bool)
-    for k, axis in enumerate("xyz"):
-        axes[0].plot(s, eps[:, k], ".-", ms=3, lw=0.6, label=f"probe {axis}")
-    axes[0].plot(
-        np.repeat(s[refit], 3),
-        eps[refit, :3].ravel(),
-        "o",
-        mfc="none",
-        color="k",
-        ms=5,
-        label="refined again",
-    )
-    axes[0].set_ylabel("correction, probe frame (mm)")
-    axes[0].legend(fontsize=7, ncol=3)
+    _plot_probe_corrections(axes[0], t, s)
     for ax, col, label in (
         (axes[1], "fiducial_correction_mm", "fiducial correction (mm)"),
         (axes[2], "confidence", "confidence"),
@@ -115,3 +95,31 @@ def lambda_figure(table):
         a.set_title(col)
     fig.tight_layout()
     return fig
+
+
+def _plot_probe_corrections(ax, t, s) -> None:
+    """Plot the correction's probe-frame translation of frames ``t`` at times ``s``.
+
+    The frames refined again from the sweep's correction (``refit``) are circled.
+    """
+    from ..transforms import POSE_COLUMNS
+    from .consistency import probe_corrections
+
+    eps = probe_corrections(
+        t[list(POSE_COLUMNS)].to_numpy(float),
+        t[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy(float),
+    )
+    refit = t["refit"].to_numpy(bool) if "refit" in t else np.zeros(len(t), bool)
+    for k, axis in enumerate("xyz"):
+        ax.plot(s, eps[:, k], ".-", ms=3, lw=0.6, label=f"probe {axis}")
+    ax.plot(
+        np.repeat(s[refit], 3),
+        eps[refit, :3].ravel(),
+        "o",
+        mfc="none",
+        color="k",
+        ms=5,
+        label="refined again",
+    )
+    ax.set_ylabel("correction, probe frame (mm)")
+    ax.legend(fontsize=7, ncol=3)

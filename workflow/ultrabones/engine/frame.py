@@ -12,6 +12,7 @@ from ..vocabulary import Reason
 from .confidence import FEATURES, confidence_score, frame_features
 from .features import feature_maps
 from .geometry import (
+    FrameGeometry,
     fiducial_displacement_mm,
     flat_directions,
     frame_geometry,
@@ -26,6 +27,7 @@ from .objective import (
     AuthorsObjective,
     Eq3Objective,
     RobustObjective,
+    Surface,
 )
 from .params import EngineParams, FrameResult, _empty_masks
 from .refine import at_bound, refine
@@ -36,10 +38,31 @@ log = logging.getLogger(__name__)
 
 
 class _Search(NamedTuple):
-    """Where a frame's search starts: the sweep's warm start and a start pose."""
+    """Where a frame's search starts and what drives it.
+
+    The sweep's warm start (``prior``), a start pose (``start``) and the frame's
+    random generator (``rng``).
+    """
 
     prior: np.ndarray | None
     start: np.ndarray | None
+    rng: np.random.Generator
+
+
+class _Problem(NamedTuple):
+    """One frame's refinement: the model samples within reach of its plane.
+
+    ``index`` holds the samples' model rows, ``pts`` their points in the frame of
+    ``geom`` (the search's origin); ``image`` is the checked frame.
+    """
+
+    model: SpecimenModel
+    geom: FrameGeometry
+    index: np.ndarray
+    pts: np.ndarray
+    image: np.ndarray
+    calibration: object
+    params: EngineParams
 
 
 class FrameRejected(Exception):
@@ -105,7 +128,9 @@ def _lit(points_image, full, spacing_mm, *, margin_mm) -> np.ndarray:
     return points_image[:, 1] <= limit + margin_mm
 
 
-def _robust(model, geom, index, pts, image, calibration, params, rng, full, prior):
+def _robust(problem: _Problem, rng, full, prior):
+    """Refine the robust objective on the lit, facing samples, warm from ``prior``."""
+    model, geom, index, pts, image, calibration, params = problem
     normals = model.normals[index] @ geom.image_from_ct[:3, :3].T
     lit = _lit(pts, full, geom.spacing_mm, margin_mm=params.shadow_margin_mm)
     keep = (normals[:, 1] < -params.facing_min) & lit
@@ -113,13 +138,11 @@ def _robust(model, geom, index, pts, image, calibration, params, rng, full, prio
     facing_normals = normals[keep]
     maps = feature_maps(image, spacing_mm=geom.spacing_mm, params=params)
     kw = dict(
-        factor=maps.factor,
-        outside=maps.outside,
         sigma_mm=params.sigma_mm,
         lam=params.lam,
         fiducials=calibration.probe_marker_fiducials_mm,
     )
-    surface = (facing, facing_normals, weights)
+    surface = Surface(facing, facing_normals, weights)
     fine = _subset_objective(geom, surface, maps, kw, params.fine_points, rng)
     coarse = _subset_objective(geom, surface, maps, kw, params.coarse_points, rng)
     centre = _pivot(facing, weights)
@@ -148,28 +171,23 @@ def _pivot(points, weights) -> np.ndarray:
 
 def _subset_objective(geom, surface, maps, kw, n, rng) -> RobustObjective:
     """Objective on a random subset of ``n`` samples, rescaled to the full area."""
-    facing, normals, weights = surface
-    n = min(n, facing.shape[0])
-    pick = np.sort(rng.choice(facing.shape[0], n, replace=False))
-    objective = RobustObjective(
-        geom,
-        facing[pick],
-        weights[pick],
-        maps.evidence,
-        normals_image0=normals[pick],
-        **kw,
-    )
-    objective.scale *= weights.sum() / max(weights[pick].sum(), 1e-12)
+    count = surface.points.shape[0]
+    pick = np.sort(rng.choice(count, min(n, count), replace=False))
+    subset = Surface(*(a[pick] for a in surface))
+    objective = RobustObjective(geom, subset, maps, **kw)
+    objective.scale *= surface.weights.sum() / max(subset.weights.sum(), 1e-12)
     return objective
 
 
-def _eq3(model, geom, index, pts, image, calibration, params, rng, full, prior):
+def _eq3(problem: _Problem, rng, full, prior):
     """Eq. 3 as printed, or the authors' variant: every pixel near the surface counts.
 
     ``full`` is unused. ``authors`` takes its band and penalty weight from
     ``objective.AUTHORS_*``, not from ``params``.
     """
     from .labels import _candidate_rc
+
+    model, geom, index, pts, image, calibration, params = problem
 
     rc = _candidate_rc(pts, geom.shape, geom.spacing_mm, np.abs(pts[:, 2]).max())
     rc = rc[(rc[:, 0] % 2 == 0) & (rc[:, 1] % 2 == 0)]
@@ -179,8 +197,7 @@ def _eq3(model, geom, index, pts, image, calibration, params, rng, full, prior):
     objective = kind(
         geom,
         rc,
-        pts,
-        normals,
+        Surface(pts, normals),
         np.asarray(image, np.float32) / 255.0,
         gamma_mm=AUTHORS_BAND_MM if authors else params.gamma_mm,
         spacing_mm=model.spacing_mm,
@@ -190,8 +207,8 @@ def _eq3(model, geom, index, pts, image, calibration, params, rng, full, prior):
     return refine(objective, params=params, rng=rng, prior=prior)
 
 
-def _frame(image, ct_from_probe, model, calibration, params, rng, result, search):
-    """Refine and label one frame; ``search`` holds the prior and the start."""
+def _frame(image, ct_from_probe, model, calibration, params, result, search):
+    """Refine and label one frame; ``search`` holds the prior, start and generator."""
     result.pose_initial = result.pose_refined = _check_pose(ct_from_probe)
     if image is None:
         raise FrameRejected(Reason.NO_IMAGE)
@@ -205,18 +222,8 @@ def _frame(image, ct_from_probe, model, calibration, params, rng, result, search
         tracked = frame_geometry(result.pose_initial, calibration, calibration.shape)
         initial = render_label(model, tracked, np.zeros(6), gamma_mm=params.gamma_mm)
     run = _robust if params.objective == "robust" else _eq3
-    ref = run(
-        model,
-        geom,
-        index,
-        pts,
-        image,
-        calibration,
-        params,
-        rng,
-        at_origin.mask,
-        search.prior,
-    )
+    problem = _Problem(model, geom, index, pts, image, calibration, params)
+    ref = run(problem, search.rng, at_origin.mask, search.prior)
     result.pose_refined = origin + ref.eps
     result.fiducial_correction_mm = float(
         fiducial_displacement_mm(
@@ -306,9 +313,15 @@ def process_frame(
     result = FrameResult(Reason.OK.value, nan6, nan6)
     masks = _empty_masks(calibration.shape)
     try:
-        search = _Search(prior, None if start is None else np.asarray(start, float))
+        start = None if start is None else np.asarray(start, float)
         computed, eps = _frame(
-            image, ct_from_probe, model, calibration, params, rng, result, search
+            image,
+            ct_from_probe,
+            model,
+            calibration,
+            params,
+            result,
+            _Search(prior, start, rng),
         )
         features = frame_features(
             result, computed, eps, model=model, calibration=calibration, params=params

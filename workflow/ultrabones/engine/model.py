@@ -312,28 +312,9 @@ def prepare_specimen(bones: dict, *, params=None) -> SpecimenModel:
     names = tuple(sorted(bones))
     meshes = {name: _check_mesh(name, *bones[name]) for name in names}
     spacing = params.sample_spacing_mm
-    origin, size = _cell_layout({n: v for n, (v, _) in meshes.items()})
-    codes = [
-        _cell_codes(sample_surface(v, f, spacing_mm=spacing)[0], origin, size)
-        for v, f in meshes.values()
-    ]
-    counts = [c.size for c in codes]
-    order, keys, start = _bucket(np.concatenate(codes), origin, size)
-    del codes
-    total = order.size
-    row = np.empty_like(order)
-    row[order] = np.arange(total)
-    del order
-    points, normals = np.empty((total, 3)), np.empty((total, 3), np.float32)
-    weights, bone_index = np.empty(total, np.float32), np.empty(total, np.int16)
-    first = 0
-    for i, (v, f) in enumerate(meshes.values()):
-        slots = row[first : first + counts[i]]
-        sample_surface(
-            v, f, spacing_mm=spacing, slots=slots, out=(points, normals, weights)
-        )
-        bone_index[slots] = i
-        first += counts[i]
+    row, counts, keys, start = _sorted_rows(meshes, spacing)
+    points, normals, weights, bone_index = _fill_rows(meshes, spacing, row, counts)
+    total = row.size
     area = sum(_area(v, f) for v, f in meshes.values())
     log.info("specimen model: %d bones, %d surface samples", len(names), total)
     return SpecimenModel(
@@ -349,6 +330,45 @@ def prepare_specimen(bones: dict, *, params=None) -> SpecimenModel:
         float(spacing),
         float(total / area) if area > 0 else 0.0,
     )
+
+
+def _sorted_rows(meshes: dict, spacing: float) -> tuple:
+    """First pass: each sample's row in cell order, and the cells.
+
+    Returns the rows (in the bones' sampling order), the samples per bone, and the
+    cells' keys and first rows (`_bucket`). Only the cell codes are held, not the
+    samples.
+    """
+    origin, size = _cell_layout({n: v for n, (v, _) in meshes.items()})
+    codes = [
+        _cell_codes(sample_surface(v, f, spacing_mm=spacing)[0], origin, size)
+        for v, f in meshes.values()
+    ]
+    counts = [c.size for c in codes]
+    order, keys, start = _bucket(np.concatenate(codes), origin, size)
+    del codes
+    row = np.empty_like(order)
+    row[order] = np.arange(order.size)
+    return row, counts, keys, start
+
+
+def _fill_rows(meshes: dict, spacing: float, row, counts) -> tuple:
+    """Second pass: sample each bone again, straight into its sorted rows.
+
+    Returns the points, normals, weights and bone index of all samples.
+    """
+    total = row.size
+    points, normals = np.empty((total, 3)), np.empty((total, 3), np.float32)
+    weights, bone_index = np.empty(total, np.float32), np.empty(total, np.int16)
+    first = 0
+    for i, (v, f) in enumerate(meshes.values()):
+        slots = row[first : first + counts[i]]
+        sample_surface(
+            v, f, spacing_mm=spacing, slots=slots, out=(points, normals, weights)
+        )
+        bone_index[slots] = i
+        first += counts[i]
+    return points, normals, weights, bone_index
 
 
 def _area(vertices, faces) -> float:

@@ -16,6 +16,8 @@ Both return ``data - lam * mean fiducial displacement (mm)``; see ``docs/engine.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from scipy.spatial import cKDTree
@@ -30,6 +32,7 @@ __all__ = [
     "AuthorsObjective",
     "Eq3Objective",
     "RobustObjective",
+    "Surface",
     "bilinear",
 ]
 
@@ -67,6 +70,18 @@ class _Base:
         return self.data(eps) - self.lam * penalty
 
 
+class Surface(NamedTuple):
+    """Surface samples near the plane, initial image frame.
+
+    ``points`` (k, 3) mm, their unit ``normals`` (k, 3) and, where an objective
+    integrates over area, the area (mm^2) each sample stands for, ``weights`` (k,).
+    """
+
+    points: np.ndarray
+    normals: np.ndarray
+    weights: np.ndarray | None = None
+
+
 class RobustObjective(_Base):
     """Soft-membership integral of bone evidence along the facing surface.
 
@@ -76,53 +91,34 @@ class RobustObjective(_Base):
     Parameters
     ----------
     geom : FrameGeometry
-    points_image0 : ndarray of shape (k, 3)
-        Probe-facing surface samples near the plane, initial image frame.
-    weights : ndarray of shape (k,)
-        Surface area (mm^2) each sample stands for.
-    normals_image0 : ndarray of shape (k, 3)
-        Unit normals of the samples, initial image frame. Each sample's area is
-        scaled by the in-plane length of its normal at the perturbed pose,
-        ``sqrt(1 - n_z^2)``: the area of a surface within a slab of the plane
-        grows as 1/that factor, so without it a plane grazing the bone would
-        earn more than a plane cutting it.
-    evidence : ndarray of shape (r, c)
-        Bone evidence map at ``factor`` times coarser pixels.
-    factor : int
-    outside : float
-        Evidence of a sample outside the map (``FeatureMaps.outside``).
+    surface : Surface
+        Probe-facing surface samples near the plane, with normals and weights.
+        Each sample's area is scaled by the in-plane length of its normal at the
+        perturbed pose, ``sqrt(1 - n_z^2)``: the area of a surface within a slab
+        of the plane grows as 1/that factor, so without it a plane grazing the
+        bone would earn more than a plane cutting it.
+    maps : FeatureMaps
+        Its ``evidence`` (at ``factor`` times coarser pixels) and ``outside`` (the
+        evidence of a sample outside the map).
     sigma_mm, lam : float
     fiducials : ndarray of shape (n, 3)
     """
 
-    def __init__(
-        self,
-        geom,
-        points_image0,
-        weights,
-        evidence,
-        *,
-        normals_image0,
-        factor,
-        outside,
-        sigma_mm,
-        lam,
-        fiducials,
-    ):
+    def __init__(self, geom, surface: Surface, maps, *, sigma_mm, lam, fiducials):
         super().__init__(geom, fiducials, lam)
         # ordered by distance to the initial plane: a pose then only visits the
         # contiguous run of samples its plane can reach (see ``_evidence_sums``)
-        order = np.argsort(np.asarray(points_image0)[:, 2], kind="stable")
-        self.points = np.asarray(points_image0, dtype=np.float64)[order]
-        self.weights = np.asarray(weights, dtype=np.float64)[order]
-        self.normals = np.asarray(normals_image0, dtype=np.float64)[order]
+        order = np.argsort(np.asarray(surface.points)[:, 2], kind="stable")
+        self.points = np.asarray(surface.points, dtype=np.float64)[order]
+        self.weights = np.asarray(surface.weights, dtype=np.float64)[order]
+        self.normals = np.asarray(surface.normals, dtype=np.float64)[order]
         # box of the samples: centre (x, y), half-widths about it, and max |z|
         pts = self.points if len(order) else np.zeros((1, 3))
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         self.box = np.r_[(lo[:2] + hi[:2]) / 2, (hi[:2] - lo[:2]) / 2, 0.0]
         self.box[4] = np.abs(pts[:, 2]).max()
-        self.evidence, self.factor = evidence, int(factor)
-        self.outside = float(outside)
+        self.evidence, self.factor = maps.evidence, int(maps.factor)
+        self.outside = float(maps.outside)
         self.sigma = float(sigma_mm)
         self.scale = 1.0 / (self.sigma * np.sqrt(2 * np.pi))
 
@@ -205,8 +201,8 @@ class Eq3Objective(_Base):
     geom : FrameGeometry
     rc : ndarray of shape (m, 2)
         Candidate pixels (all pixels the intersection can reach within the bounds).
-    samples_image0, normals_image0 : ndarray of shape (k, 3)
-        Surface samples near the plane and their normals, initial image frame.
+    surface : Surface
+        Surface samples near the plane and their normals (weights unused).
     intensity : ndarray of shape (rows, cols)
     gamma_mm, spacing_mm, lam : float
         Label half-width, covering radius of the samples, penalty weight.
@@ -217,8 +213,7 @@ class Eq3Objective(_Base):
         self,
         geom,
         rc,
-        samples_image0,
-        normals_image0,
+        surface: Surface,
         intensity,
         *,
         gamma_mm,
@@ -232,8 +227,8 @@ class Eq3Objective(_Base):
             [(rc[:, 1] + 0.5) * sx, (rc[:, 0] + 0.5) * sy, np.zeros(len(rc))], axis=1
         )
         self.values = intensity[rc[:, 0], rc[:, 1]].astype(np.float64)
-        self.tree = cKDTree(samples_image0)
-        self.samples, self.normals = samples_image0, normals_image0
+        self.tree = cKDTree(surface.points)
+        self.samples, self.normals = surface.points, surface.normals
         self.gamma = float(gamma_mm)
         self.reach = float(gamma_mm) + float(spacing_mm)
 

@@ -56,6 +56,7 @@ from .motion import (
     IMAGE_PERIOD_MS,
     TRACKER_HZ,
     ErrorModel,
+    Segment,
     calibration_error,
     depth_scale,
     draw_drift,
@@ -64,7 +65,7 @@ from .motion import (
     stream_at,
     tracker_streams,
 )
-from .presets import Preset, Sources, get_preset, rng_for, true_probe
+from .presets import Preset, ProbeTruth, Sources, get_preset, rng_for, true_probe
 from .render import draw_tissue, elevation_offsets_mm, make_bank, render_frame
 from .segmentation import segment_bone
 
@@ -267,11 +268,11 @@ def _write_cohort_files(out: Path, preset: Preset, seed: int) -> None:
         )
 
 
-def _segment(anatomy: Anatomy, bone: str, rng):
+def _segment(anatomy: Anatomy, bone: str, rng) -> Segment:
     """Return the scanned bone segment (leg frame) and beam direction of a sweep."""
     if bone == "foot":
         b = np.deg2rad(180 + rng.uniform(-20, 20))
-        return (
+        return Segment(
             np.array([10.0, -8.0, -28.0]),
             np.array([10.0, 38.0, -28.0]),
             np.array([np.cos(b), 0.0, np.sin(b)]),
@@ -282,7 +283,7 @@ def _segment(anatomy: Anatomy, bone: str, rng):
         90 + rng.uniform(-40, 15) if bone == "tibia" else 180 + rng.uniform(-25, 25)
     )
     b = np.deg2rad(centre)
-    return lo, hi, np.array([np.cos(b), np.sin(b), 0.0])
+    return Segment(lo, hi, np.array([np.cos(b), np.sin(b), 0.0]))
 
 
 @dataclass(frozen=True)
@@ -331,88 +332,182 @@ def _drift(rng, world_image, t_ms, *, centre_ct, duration_ms, sources, grid):
     return invert_rigid(ct_from_bone) @ world_image, drift_mm
 
 
-def _plan(preset, seed, specimen, sweep, frames, model, anatomy, scene):
-    """Draw the probe path, tracker streams and the record's error-carrying poses."""
-    sources = _sources(preset, model)
-    probe = true_probe(preset, seed)
-    grid = ImageGrid(probe.image_size_px[::-1], probe.pixel_spacing_mm)
-    rng = rng_for(seed, specimen, sweep, "path")
-    start, end, look = _segment(anatomy, sweep.split("-")[0], rng)
+@dataclass(frozen=True)
+class _SweepId:
+    """One sweep of one cohort: names the random streams its draws come from."""
+
+    seed: int
+    specimen: str
+    sweep: str
+
+    def rng(self, stream: str):
+        """Return the sweep's random generator for ``stream``."""
+        return rng_for(self.seed, self.specimen, self.sweep, stream)
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Image stamps (ms) and the span of the probe path (``origin`` + duration)."""
+
+    stamps: np.ndarray
+    origin: int
+    duration_ms: float
+
+
+def _image_clock(rng, frames: int) -> _Clock:
+    """Draw the image stamps, jittered around the image period.
+
+    The path starts 450 ms before the first image and ends 300 ms after the last,
+    so the lag-shifted tracker queries stay on it.
+    """
     steps = IMAGE_PERIOD_MS + rng.integers(-3, 4, frames)
     t0 = int(rng.integers(100_000, 200_000))
     stamps = t0 + np.cumsum(steps)
     origin = t0 - 450
-    duration = float(stamps[-1] - origin + 300)
-    path = draw_path(
-        rng,
-        scene=scene,
-        ct_from_leg=anatomy.ct_from_leg,
-        start_leg=start,
-        end_leg=end,
-        look_leg=look,
-        duration_ms=duration,
-        width_mm=grid.shape[1] * grid.spacing_mm[0],
-        recorded=sources.recorded_motion,
-    )
-    tracker_t = np.round(origin + np.arange(0, duration, 1000.0 / TRACKER_HZ)).astype(
-        np.int64
-    )
-    tracker_from_specimen = matrix_from_params(
+    return _Clock(stamps, origin, float(stamps[-1] - origin + 300))
+
+
+def _tracker_from_specimen(rng) -> np.ndarray:
+    """Draw the specimen marker's pose in the tracker, about 1.5 m away."""
+    return matrix_from_params(
         np.r_[
             rng.uniform(-100, 100, 2),
             rng.uniform(-1600, -1300),
             rng.uniform(-180, 180, 3),
         ]
     )
-    image_from_probe = invert_rigid(probe.probe_from_image)
-    tracker_from_ct = tracker_from_specimen @ invert_rigid(anatomy.ct_from_specimen)
-    streams = tracker_streams(
-        rng_for(seed, specimen, sweep, "tracker"),
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What a sweep's draws depend on besides its random streams.
+
+    ``grid`` is the record's image grid of the cohort's true ``probe``.
+    """
+
+    anatomy: Anatomy
+    scene: SweepScene
+    model: ErrorModel
+    sources: Sources
+    probe: ProbeTruth
+    grid: ImageGrid
+
+
+def _probe_path(ident: _SweepId, frames: int, setting: _Setting) -> tuple:
+    """Draw the segment, image clock, probe path and specimen marker pose of a sweep.
+
+    All four come from the sweep's "path" stream, in this order, which fixes the bytes.
+    """
+    rng = ident.rng("path")
+    segment = _segment(setting.anatomy, ident.sweep.split("-")[0], rng)
+    clock = _image_clock(rng, frames)
+    path = draw_path(
+        rng,
+        scene=setting.scene,
+        ct_from_leg=setting.anatomy.ct_from_leg,
+        segment=segment,
+        duration_ms=clock.duration_ms,
+        width_mm=setting.grid.shape[1] * setting.grid.spacing_mm[0],
+        recorded=setting.sources.recorded_motion,
+    )
+    return segment, clock, path, _tracker_from_specimen(rng)
+
+
+def _streams(
+    ident: _SweepId, setting: _Setting, clock: _Clock, path, tracker_from_specimen
+):
+    """Tracker streams of the probe and specimen markers over the whole path."""
+    tracker_t = np.round(
+        clock.origin + np.arange(0, clock.duration_ms, 1000.0 / TRACKER_HZ)
+    ).astype(np.int64)
+    tracker_from_ct = tracker_from_specimen @ invert_rigid(
+        setting.anatomy.ct_from_specimen
+    )
+    return tracker_streams(
+        ident.rng("tracker"),
         stamps=tracker_t,
         tracker_from_probe=tracker_from_ct
-        @ path.at(tracker_t - origin)
-        @ image_from_probe,
+        @ path.at(tracker_t - clock.origin)
+        @ invert_rigid(setting.probe.probe_from_image),
         tracker_from_specimen=np.broadcast_to(
             tracker_from_specimen, (tracker_t.size, 4, 4)
         ),
-        model=model,
+        model=setting.model,
     )
-    world_image = path.at(stamps + probe.dt_ms - origin)
+
+
+def _true_poses(ident: _SweepId, setting: _Setting, clock: _Clock, path, segment):
+    """World and bone-relative CT<-image poses per frame, and the bones' drift (mm).
+
+    The image is taken ``dt_ms`` after its stamp (the true lag).
+    """
+    image_t = clock.stamps + setting.probe.dt_ms - clock.origin
+    world_image = path.at(image_t)
+    mid_leg = (segment.start_leg + segment.end_leg)[None] / 2
     true_image, drift_mm = _drift(
-        rng_for(seed, specimen, sweep, "drift"),
+        ident.rng("drift"),
         world_image,
-        stamps + probe.dt_ms - origin,
-        centre_ct=apply_rigid(anatomy.ct_from_leg, (start + end)[None] / 2)[0],
-        duration_ms=duration,
-        sources=sources,
-        grid=grid,
+        image_t,
+        centre_ct=apply_rigid(setting.anatomy.ct_from_leg, mid_leg)[0],
+        duration_ms=clock.duration_ms,
+        sources=setting.sources,
+        grid=setting.grid,
     )
-    render_grid, scale = _render_grid(
-        grid, rng_for(seed, specimen, sweep, "sos"), sources
+    return world_image, true_image, drift_mm
+
+
+def _recorded_probe(ident: _SweepId, setting: _Setting, streams, world_image, q_ms):
+    """Return the record's CT<-probe poses per frame.
+
+    Exact errors give the true world poses; otherwise the tracker streams at the
+    lag-erred stamps ``q_ms`` under a CT<-specimen registration estimated from the CT's
+    (noisy) marker spheres, as the pipeline does.
+    """
+    if setting.model.exact:
+        return world_image @ invert_rigid(setting.probe.probe_from_image)
+    spheres = _sphere_mesh(setting.anatomy, ident.seed, ident.specimen, setting.model)
+    ct_from_specimen = estimate_registration(
+        setting.anatomy.marker_mm, spheres[0].reshape(4, -1, 3)
     )
-    lag = _lag_error(rng_for(seed, specimen, sweep, "lag"), stamps, model)
-    cal = _record_calibration(preset, seed, specimen, model)
-    if model.exact:
-        est_probe = world_image @ image_from_probe
-    else:
-        spheres = _sphere_mesh(anatomy, seed, specimen, model)[0].reshape(4, -1, 3)
-        ct_from_specimen = estimate_registration(anatomy.marker_mm, spheres)
-        q = stamps + probe.dt_ms + lag
-        est_probe = (
-            ct_from_specimen
-            @ invert_rigid(stream_at(streams["specimen"], q))
-            @ stream_at(streams["probe"], q)
-        )
+    return (
+        ct_from_specimen
+        @ invert_rigid(stream_at(streams["specimen"], q_ms))
+        @ stream_at(streams["probe"], q_ms)
+    )
+
+
+def _plan(preset, ident: _SweepId, frames, model, anatomy, scene):
+    """Draw the probe path, tracker streams and the record's error-carrying poses."""
+    probe = true_probe(preset, ident.seed)
+    setting = _Setting(
+        anatomy,
+        scene,
+        model,
+        _sources(preset, model),
+        probe,
+        ImageGrid(probe.image_size_px[::-1], probe.pixel_spacing_mm),
+    )
+    segment, clock, path, tracker_from_specimen = _probe_path(ident, frames, setting)
+    streams = _streams(ident, setting, clock, path, tracker_from_specimen)
+    world_image, true_image, drift_mm = _true_poses(
+        ident, setting, clock, path, segment
+    )
+    render_grid, scale = _render_grid(setting.grid, ident.rng("sos"), setting.sources)
+    lag = _lag_error(ident.rng("lag"), clock.stamps, model)
+    cal = _record_calibration(preset, ident.seed, ident.specimen, model)
+    est_probe = _recorded_probe(
+        ident, setting, streams, world_image, clock.stamps + probe.dt_ms + lag
+    )
     return (
         streams,
         cal,
         _Sweep(
-            grid,
+            setting.grid,
             render_grid,
-            stamps,
+            clock.stamps,
             true_image,
             est_probe @ cal.probe_from_image,
-            true_image @ image_from_probe,
+            true_image @ invert_rigid(probe.probe_from_image),
             est_probe,
             lag,
             scale,
@@ -541,7 +636,7 @@ def simulate_sweep(
     ct = {name: read_stl(p) for name, p in _ct_paths(root).items()} if truth else None
     scene = sweep_scene(anatomy, ct, _sources(preset, model))
     streams, cal, plan = _plan(
-        preset, seed, specimen, sweep, frames, model, anatomy, scene
+        preset, _SweepId(seed, specimen, sweep), frames, model, anatomy, scene
     )
     sweep_dir = sweep_folder(out, specimen, sweep)
     truth_dir = truth_of(sweep_dir, "sweep")
@@ -738,7 +833,7 @@ def misalignment_table(
         scene = sweep_scene(anatomy, ct, sources)
         for sweep in preset.sweeps:
             _, _, plan = _plan(
-                preset, seed, specimen, sweep, frames, model, anatomy, scene
+                preset, _SweepId(seed, specimen, sweep), frames, model, anatomy, scene
             )
             for k in range(0, frames, step):
                 T = plan.ct_from_image_true[k]

@@ -23,6 +23,7 @@ __all__ = [
     "BoneDrift",
     "ErrorModel",
     "ProbePath",
+    "Segment",
     "calibration_error",
     "depth_scale",
     "draw_drift",
@@ -171,14 +172,26 @@ def _along_recorded(rng, t, length: float) -> np.ndarray:
     return np.where(folded > length, 2 * length - folded, folded)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """The scanned stretch of a bone axis and the beam direction of a sweep.
+
+    ``start_leg`` and ``end_leg`` (shape (3,), leg frame, mm) are the stretch's ends;
+    ``look_leg`` (shape (3,), leg frame) is the beam direction, skin to bone,
+    perpendicular to the stretch.
+    """
+
+    start_leg: np.ndarray
+    end_leg: np.ndarray
+    look_leg: np.ndarray
+
+
 def draw_path(
     rng,
     *,
     scene,
     ct_from_leg,
-    start_leg,
-    end_leg,
-    look_leg,
+    segment: Segment,
     duration_ms: float,
     width_mm: float,
     recorded: bool = True,
@@ -187,10 +200,8 @@ def draw_path(
 
     Parameters
     ----------
-    start_leg, end_leg : ndarray of shape (3,)
-        Ends of the scanned segment of the bone axis, leg frame, mm.
-    look_leg : ndarray of shape (3,)
-        Beam direction (skin to bone), perpendicular to the segment, leg frame.
+    segment : Segment
+        The scanned stretch of the bone axis and the beam direction.
     duration_ms : float
     width_mm : float
         Image width, to centre the image over the bone.
@@ -202,15 +213,15 @@ def draw_path(
 
     t = np.arange(0.0, duration_ms + 1000.0, 20.0) - 500.0
     n = t.size
-    axis = end_leg - start_leg
+    axis = segment.end_leg - segment.start_leg
     full_len = np.linalg.norm(axis)
     s = (
         _along_recorded(rng, t, full_len)
         if recorded
         else _along_cosine(rng, t, full_len, duration_ms)
     )
-    along = start_leg + axis / full_len * s[:, None]
-    look = look_leg / np.linalg.norm(look_leg)
+    along = segment.start_leg + axis / full_len * s[:, None]
+    look = segment.look_leg / np.linalg.norm(segment.look_leg)
     lateral = np.cross(axis / full_len, look)
     along = along + lateral * _smooth_noise(rng, n, 2.0, 60)[:, None]
     R = ct_from_leg[:3, :3]

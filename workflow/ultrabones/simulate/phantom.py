@@ -232,29 +232,59 @@ def simulate_recording(
         )
     model = ERROR_MODELS[errors]
     truth = true_probe(preset, seed)
+    # One stream, drawn in this order: stamps, tracker noise, then dots per image.
     rng = rng_for(seed, "calibration", recording)
     root = recording_folder(out_dir, recording)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "markers").mkdir(exist_ok=True)
     device = Device(truth.pixel_spacing_mm, truth.image_size_px)
-    phantom = phantom_geometry()
     size_mm = np.multiply(device.image_size_px, device.pixel_spacing_mm)
     motion = draw_motion(rng_for(seed, "calibration", recording, "motion"))
-    n_images = _N_IMAGES if frames is None else int(frames)
+    image_stamps, tracker_stamps = _stamps(rng, _N_IMAGES if frames is None else frames)
+    streams = _streams(
+        rng, tracker_stamps, motion, truth=truth, size_mm=size_mm, model=model
+    )
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    write_tracker_stream(root / "tracker.csv", streams)
+    phantom_from_image = phantom_from_image_path(
+        image_stamps + truth.dt_ms, motion, image_size_mm=size_mm
+    )
+    phantom = phantom_geometry()
+    _write_images(
+        root / "images", rng, image_stamps, phantom_from_image, phantom, device, model
+    )
+    _write_setup(root, phantom, device, truth)
+    _write_truth(true_calibration(out_dir), truth)
+    log.info(
+        "%s: %d images, %d tracker samples",
+        root,
+        image_stamps.size,
+        tracker_stamps.size,
+    )
+    return root
+
+
+def _stamps(rng, n_images) -> tuple[np.ndarray, np.ndarray]:
+    """Image stamps (ms, jittered around the image period) and tracker stamps (ms).
+
+    The tracker runs from 0 to as long after the last image as the first image is
+    after 0.
+    """
+    n_images = int(n_images)
     image_stamps = _FIRST_IMAGE_MS + _IMAGE_PERIOD_MS * np.arange(n_images)
     image_stamps += rng.integers(-3, 4, n_images)
     last_ms = image_stamps[-1] + _FIRST_IMAGE_MS
     tracker_stamps = np.round(np.arange(0, last_ms, 1000.0 / _TRACKER_HZ)).astype(int)
+    return image_stamps, tracker_stamps
+
+
+def _streams(rng, tracker_stamps, motion, *, truth, size_mm, model) -> dict:
+    """Marker streams of the still phantom and the moving probe."""
     tracker_from_phantom = matrix_from_params(_PHANTOM_IN_TRACKER)
     probe_T = (
         tracker_from_phantom
         @ phantom_from_image_path(tracker_stamps, motion, image_size_mm=size_mm)
         @ invert_rigid(truth.probe_from_image)
     )
-    phantom_from_image = phantom_from_image_path(
-        image_stamps + truth.dt_ms, motion, image_size_mm=size_mm
-    )
-    streams = {
+    return {
         "phantom": _tracker_stream(
             tracker_stamps,
             np.broadcast_to(tracker_from_phantom, (tracker_stamps.size, 4, 4)),
@@ -263,13 +293,19 @@ def simulate_recording(
         ),
         "probe": _tracker_stream(tracker_stamps, probe_T, model=model, rng=rng),
     }
-    write_tracker_stream(root / "tracker.csv", streams)
-    for stamp, pose in zip(image_stamps, phantom_from_image, strict=True):
+
+
+def _write_images(folder, rng, stamps, phantom_from_image, phantom, device, model):
+    """Render and write one PNG per image stamp, wire dots moved by the dot noise."""
+    for stamp, pose in zip(stamps, phantom_from_image, strict=True):
         points = wire_points_image(phantom, pose).reshape(-1, 3)
         points[:, :2] += rng.normal(0, 1, (points.shape[0], 2)) * model.dot_sigma_mm
-        write_png(
-            root / "images" / f"{stamp}.png", _render(points, device=device, rng=rng)
-        )
+        write_png(folder / f"{stamp}.png", _render(points, device=device, rng=rng))
+
+
+def _write_setup(root: Path, phantom: ZPhantom, device: Device, truth) -> None:
+    """Write the recording's phantom, device and marker geometry files."""
+    (root / "markers").mkdir(exist_ok=True)
     write_phantom(root / "phantom.yaml", phantom)
     write_device(root / "device.yaml", device)
     write_marker_ini(
@@ -278,9 +314,6 @@ def simulate_recording(
     write_marker_ini(
         root / "markers" / "phantom.ini", 3000, np.array(_PHANTOM_MARKER_MM)
     )
-    _write_truth(true_calibration(out_dir), truth)
-    log.info("%s: %d images, %d tracker samples", root, n_images, tracker_stamps.size)
-    return root
 
 
 def _write_truth(path: Path, truth) -> None:
