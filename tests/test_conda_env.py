@@ -39,7 +39,7 @@ def test_conda_environment_runs_the_cli(tmp_path):
     workdir = copy_workflow(tmp_path / "repo")
     # the environment installs the package from the repository (`-e ../`)
     shutil.copy2(REPO / "pyproject.toml", workdir / "pyproject.toml")
-    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    shutil.copytree(REPO / "workflow", workdir / "workflow", dirs_exist_ok=True)
     prefix = tmp_path / "envs"
     proc = snakemake(
         workdir,

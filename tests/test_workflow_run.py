@@ -17,7 +17,6 @@ import pytest
 from workflow_helpers import (
     BIN,
     REPO,
-    WORKFLOW_FILES,
     copy_workflow,
     job_counts,
     snakemake,
@@ -191,9 +190,7 @@ def comparable(workdir: Path) -> tuple[list[str], list[dict]]:
 def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    for name in WORKFLOW_FILES:  # the same workflow files as the uninterrupted run
-        src = finished / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
+    copy_workflow(workdir, finished)  # the same workflow files as the uninterrupted run
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.Popen(
         [str(BIN / "snakemake"), *ARGS, RELEASE],

@@ -23,10 +23,10 @@ WORKFLOW_FILES = (
 )
 
 
-def copy_workflow(dest: Path) -> Path:
-    """Copy :data:`WORKFLOW_FILES` into ``dest``."""
+def copy_workflow(dest: Path, source: Path = REPO) -> Path:
+    """Copy :data:`WORKFLOW_FILES` of ``source`` (the repository) into ``dest``."""
     for name in WORKFLOW_FILES:
-        src = REPO / name
+        src = source / name
         if src.is_dir():
             shutil.copytree(src, dest / name)
         else:

@@ -131,7 +131,7 @@ def write_published_record(
         write_png(out / IMAGES_DIR / f"{ts}.png", image)
         mask = (label > 0).astype(np.uint8) * PUBLISHED_LABEL_VALUE
         write_png(out / LABELS_DIR / f"{ts}_label.png", mask)
-    write_table(out / TRACKING_FILE, table)
+    write_table(out / TRACKING_FILE, table, precision="measured")
     shutil.copyfile(calibration, out / CALIBRATION_FILE)
 
 
