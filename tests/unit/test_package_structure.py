@@ -93,3 +93,46 @@ def test_the_layout_stands_alone():
         for alias in node.names
     }
     assert imported <= {"__future__", "pathlib"}, imported
+
+
+#: Functions allowed past the limits, and why (issue 12). The list may only shrink.
+LONG_ALLOWED = {
+    # numba kernels: their arrays are their parameters (packing them costs speed)
+    "engine/model.py:_fill_samples",
+    "engine/objective.py:_evidence_sums",
+    # public keyword signatures used by the CLI, the bench and the tests
+    "simulate/cohort.py:simulate_sweep",
+    "engine/frame.py:process_frame",
+    "engine/objective.py:__init__",  # Eq3Objective: the printed Eq. 3's six inputs
+}
+MAX_LINES, MAX_PARAMETERS = 40, 7
+
+
+def _size(node: ast.FunctionDef) -> tuple[int, int]:
+    """Return a function's body lines (docstring left out) and parameter count."""
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(
+        getattr(body[0], "value", None), ast.Constant
+    )
+    start = (body[1].lineno if len(body) > 1 else node.end_lineno) if has_doc else None
+    lines = node.end_lineno - (start or body[0].lineno) + 1
+    a = node.args
+    count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
+    count += bool(a.vararg) + bool(a.kwarg)
+    if a.args and a.args[0].arg in ("self", "cls"):
+        count -= 1
+    return lines, count
+
+
+def test_functions_stay_short():
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines, count = _size(node)
+                if lines > MAX_LINES or count > MAX_PARAMETERS:
+                    key = f"{path.relative_to(ROOT).as_posix()}:{node.name}"
+                    found[key] = (lines, count)
+    assert set(found) <= LONG_ALLOWED, {k: found[k] for k in set(found) - LONG_ALLOWED}
+    # the allowance shrinks as the functions do
+    assert LONG_ALLOWED <= set(found), LONG_ALLOWED - set(found)

@@ -20,25 +20,12 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Accumulate the histogram, compute the threshold and write the JSON."""
-    import numpy as np
-
     from ..errors import InputDataError
-    from ..evaluate import label_histogram, otsu_threshold
+    from ..evaluate import otsu_threshold
     from ..evaluate.figures import histogram_figure
-    from ..io.masks import KEPT, open_mask_source
     from ..io.tables import save_figure, write_json
 
-    counts, frames = np.zeros(256, dtype=np.int64), 0
-    for path in args.stores:
-        source = open_mask_source(path, variable=args.variable)
-        if source.read_image is None:
-            raise InputDataError(f"{path}: label store has no image variable")
-        for name, status in zip(source.names, source.status, strict=True):
-            if status == KEPT:
-                counts += label_histogram(
-                    source.read_image(name), source.read_mask(name)
-                )
-                frames += 1
+    counts, frames = _histogram(args.stores, args.variable)
     try:
         threshold = otsu_threshold(counts)
     except ValueError as err:
@@ -62,3 +49,25 @@ def run(args) -> int:
         f"otsu threshold {threshold:g} over {int(counts.sum())} pixels, {frames} frames"
     )
     return 0
+
+
+def _histogram(stores, variable: str):
+    """Return the kept frames' label-pixel intensity histogram and their count."""
+    import numpy as np
+
+    from ..errors import InputDataError
+    from ..evaluate import label_histogram
+    from ..io.masks import KEPT, open_mask_source
+
+    counts, frames = np.zeros(256, dtype=np.int64), 0
+    for path in stores:
+        source = open_mask_source(path, variable=variable)
+        if source.read_image is None:
+            raise InputDataError(f"{path}: label store has no image variable")
+        for name, status in zip(source.names, source.status, strict=True):
+            if status == KEPT:
+                counts += label_histogram(
+                    source.read_image(name), source.read_mask(name)
+                )
+                frames += 1
+    return counts, frames
