@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from workflow_helpers import copy_workflow, job_counts, snakemake
+from workflow_helpers import copy_workflow, env_without_package, job_counts, snakemake
 
 
 @pytest.fixture
@@ -136,23 +136,7 @@ def test_shell_characters_in_record_path_stay_a_folder_name(workdir, real_sample
 
 def test_snakefile_parses_without_the_package(workdir, tmp_path):
     # As with --sdm conda, where only the jobs' environment holds the package.
-    import os
-    import subprocess
-    import sys
-
-    block = tmp_path / "block"
-    block.mkdir()
-    (block / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'ultrabones':\n"
-        "            raise ImportError('ultrabones hidden by the test')\n"
-        "sys.meta_path.insert(0, _Block())\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(block)}
-    hidden = subprocess.run([sys.executable, "-c", "import ultrabones"], env=env)
-    assert hidden.returncode != 0
+    env = env_without_package(tmp_path / "block")
     proc = snakemake(workdir, "-n", "--cores", "2", env=env)
     assert proc.returncode == 0, proc.stderr
     assert job_counts(proc.stdout)["label_sweep"] == 4

@@ -18,15 +18,18 @@ Everything else (chunks, masks, poses, splits, statistics, figures, exports) is 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from workflow_helpers import REPO, copy_workflow, job_counts, snakemake
+from workflow_helpers import (
+    REPO,
+    copy_workflow,
+    env_without_package,
+    job_counts,
+    snakemake,
+)
 
 CASE = REPO / "tests" / "workflow" / "raw"
 RELEASE = "results/release/manifest.sha256"
@@ -156,19 +159,7 @@ def raw_config(workdir: Path, **raw) -> str:
 
 
 def test_raw_dry_run_parses_without_the_package(cohort, tmp_path):
-    block = tmp_path / "block"
-    block.mkdir()
-    (block / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'ultrabones':\n"
-        "            raise ImportError('ultrabones hidden by the test')\n"
-        "sys.meta_path.insert(0, _Block())\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(block)}
-    hidden = subprocess.run([sys.executable, "-c", "import ultrabones"], env=env)
-    assert hidden.returncode != 0
+    env = env_without_package(tmp_path / "block")
     extra = raw_config(cohort)
     proc = snakemake(cohort, "-n", "--cores", "2", "--configfile", extra, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -61,3 +61,24 @@ def job_counts(stdout: str) -> dict[str, int]:
             break
         counts[parts[0]] = int(parts[1])
     return counts
+
+
+def env_without_package(folder: Path) -> dict:
+    """Return an environment in which Python cannot import ``ultrabones``.
+
+    As with ``--sdm conda``, where only the jobs' environment holds the package: a
+    ``sitecustomize`` in ``folder`` refuses the import. Checked before it is returned.
+    """
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ultrabones':\n"
+        "            raise ImportError('ultrabones hidden by the test')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    hidden = subprocess.run([sys.executable, "-c", "import ultrabones"], env=env)
+    assert hidden.returncode != 0
+    return env

@@ -16,7 +16,7 @@ import importlib.util
 import logging
 import os
 
-from .options import add_engine_options, engine_kwargs
+from .options import add_engine_options, engine_kwargs, given
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,18 @@ def run(args) -> int:
     """Label the record's frames and publish the store."""
     from ..engine import EngineParams
     from ..errors import ConfigError
-    from ..store import DEFAULT_CHUNK_FRAMES
     from ..sweep import SweepOptions, label_sweep
 
-    chunk = DEFAULT_CHUNK_FRAMES if args.chunk_frames is None else args.chunk_frames
-    if chunk < 1:
-        raise ConfigError(f"--chunk-frames must be >= 1, got {chunk}")
-    log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
     options = SweepOptions(
         specimen=args.specimen,
         sweep=args.sweep,
-        chunk_frames=chunk,
         config_hash=args.config_hash,
         max_failed_fraction=args.max_failed_fraction,
+        **given(args, "chunk_frames"),
     )
+    if options.chunk_frames < 1:
+        raise ConfigError(f"--chunk-frames must be >= 1, got {options.chunk_frames}")
+    log.info("SLURM_JOB_ID=%s", os.environ.get("SLURM_JOB_ID", "none"))
     label_sweep(
         args.record,
         args.model,
