@@ -9,7 +9,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from ultrabones.cli import main
-from ultrabones.simulate.appearance import (
+from ultrabones.simulate.cohort import simulate_sweep
+from ultrabones.studies.appearance import (
     STATISTICS,
     FrameSet,
     accumulate,
@@ -20,7 +21,6 @@ from ultrabones.simulate.appearance import (
     summary,
     tissue_mask,
 )
-from ultrabones.simulate.cohort import simulate_sweep
 
 SPACING = (0.1, 0.1)
 FINE = (0.05, 0.05)

@@ -16,15 +16,15 @@ from ultrabones.io.png import read_png
 from ultrabones.io.record import open_record
 from ultrabones.io.stl import read_stl
 from ultrabones.io.tracker import read_tracker_stream
-from ultrabones.simulate.appearance import _windows
 from ultrabones.simulate.cohort import (
     misalignment_3d_mm,
     misalignment_mm,
-    misalignment_table,
     simulate_cohort,
     simulate_sweep,
 )
 from ultrabones.simulate.geometry import ImageGrid, bone_scene, full_label
+from ultrabones.studies.appearance import _windows
+from ultrabones.studies.misalignment import misalignment_table
 from ultrabones.transforms import matrix_from_params
 
 SPACING = (0.10784, 0.10784)

@@ -56,35 +56,34 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..io.tables import write_json
-    from ..simulate.appearance import FrameSet, compare, curves, merge, summary
-    from ..simulate.appearance_io import (
-        curves_figure,
-        grid_figure,
-        measure_real,
-        measure_sim,
-    )
+    from ..studies import appearance as study
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     per_real, real_examples = {}, []
     share = -(-4 // len(args.real))  # four real examples spread over the folders
     for folder in args.real:
-        per_real[folder] = FrameSet()
-        real_examples += measure_real(Path(folder), per_real[folder], examples=share)
-    real, sim = merge(list(per_real.values())), FrameSet()
-    sim_examples = measure_sim(Path(args.sim), sim, max_frames=args.max_frames)
+        per_real[folder] = study.FrameSet()
+        real_examples += study.measure_real(
+            Path(folder), per_real[folder], examples=share
+        )
+    real, sim = study.merge(list(per_real.values())), study.FrameSet()
+    sim_examples = study.measure_sim(Path(args.sim), sim, max_frames=args.max_frames)
     doc = {
-        "real": summary(real),
-        "real_sets": {k: summary(v) for k, v in per_real.items()},
-        "sim": summary(sim),
-        "curves": {"real": curves(real), "sim": curves(sim)},
-        **compare(sim, real),
+        "real": study.summary(real),
+        "real_sets": {k: study.summary(v) for k, v in per_real.items()},
+        "sim": study.summary(sim),
+        "curves": {"real": study.curves(real), "sim": study.curves(sim)},
+        **study.compare(sim, real),
     }
     write_json(out / "appearance.json", doc, indent=2)
-    grid_figure(out / "appearance_grid.png", real_examples[:4], sim_examples)
-    curves_figure(
+    study.grid_figure(out / "appearance_grid.png", real_examples[:4], sim_examples)
+    study.curves_figure(
         out / "appearance_curves.png",
-        {**{Path(k).name: curves(v) for k, v in per_real.items()}, "sim": curves(sim)},
+        {
+            **{Path(k).name: study.curves(v) for k, v in per_real.items()},
+            "sim": study.curves(sim),
+        },
     )
     if args.grid:
         shutil.copyfile(out / "appearance_grid.png", args.grid)

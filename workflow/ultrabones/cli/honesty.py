@@ -267,11 +267,16 @@ def _tables(sim, real, params):
 
 
 def _appearance(args, cohorts) -> dict:
-    """Compare appearance with ``simulate.appearance``, as ``appearance`` does."""
+    """Compare appearance with ``studies.appearance``, as ``appearance`` does."""
     from pathlib import Path
 
-    from ..simulate.appearance import FrameSet, compare, summary
-    from ..simulate.appearance_io import measure_real, measure_sim
+    from ..studies.appearance import (
+        FrameSet,
+        compare,
+        measure_real,
+        measure_sim,
+        summary,
+    )
 
     real, sim = FrameSet(), FrameSet()
     for folder in (args.real, *args.appearance_real):

@@ -92,7 +92,7 @@ def _rates(args, frames: int) -> dict:
 
 def _misalignment(args) -> int:
     """Print the misalignment distribution (mm) of a preset's frames."""
-    from ..simulate.cohort import misalignment_table
+    from ..studies.misalignment import misalignment_table
 
     table = misalignment_table(
         args.misalignment,

@@ -74,11 +74,13 @@ __all__ = [
     "SweepScene",
     "ct_bones",
     "misalignment_3d_mm",
+    "frame_misalignment",
     "misalignment_mm",
-    "misalignment_table",
     "simulate_cohort",
     "simulate_specimen",
     "simulate_sweep",
+    "sweep_plans",
+    "unmodelled_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -560,7 +562,7 @@ def misalignment_mm(scene, full_true, grid: ImageGrid, ct_from_image_est) -> flo
     return label_error_mm(est, full_true, spacing_mm=grid.spacing_mm)
 
 
-def _frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> tuple:
+def frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> tuple:
     """(label error, 3D distance) of frame ``k`` whose true full label is ``full``.
 
     ``full`` lies on ``plan.render_grid``; the record's label is that of the CT
@@ -574,7 +576,7 @@ def _frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> 
     )
 
 
-def _unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
+def unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
     """Return whether a bone without a CT model is a column's first interface.
 
     Per column of frame ``k``.
@@ -588,8 +590,8 @@ def _unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
 
 
 def _unmodelled_in_view(scene: SweepScene, plan: _Sweep) -> np.ndarray:
-    """`_unmodelled_at` for every frame of a sweep."""
-    return np.array([_unmodelled_at(scene, plan, k) for k in range(plan.stamps.size)])
+    """`unmodelled_at` for every frame of a sweep."""
+    return np.array([unmodelled_at(scene, plan, k) for k in range(plan.stamps.size)])
 
 
 def simulate_sweep(
@@ -704,7 +706,7 @@ def _frames(
             )
             rows.append(
                 (
-                    *_frame_misalignment(scene, plan.grid, plan, k, full),
+                    *frame_misalignment(scene, plan.grid, plan, k, full),
                     int(full.sum()),
                     int(vis.sum()),
                 )
@@ -802,31 +804,24 @@ def simulate_recording_or_warn(
     )
 
 
-def misalignment_table(
-    preset,
-    *,
-    seed: int,
-    errors: str = "paper",
-    step: int = 10,
-    frames: int | None = None,
-) -> pd.DataFrame:
-    """Realised label misalignment of every ``step``-th frame of a whole preset.
+def sweep_plans(preset, *, seed: int, errors: str = "paper", frames: int | None = None):
+    """Yield the geometry of every sweep of a preset, as `simulate_sweep` draws it.
 
-    Geometry only (no images are rendered or written).
+    No image is rendered or written; the CT models stay as `ct_bones` returns them
+    (`simulate_sweep` reads them back from their float32 STL files).
 
-    Returns
-    -------
-    table : DataFrame
-        Columns specimen, sweep, timestamp, misalignment_mm (in-plane label error,
-        see `misalignment_mm`), misalignment_3d_mm (see `misalignment_3d_mm`),
-        unmodelled_in_view, depth_scale and bone_drift_mm (as in the truth's
-        ``poses.csv``).
+    Yields
+    ------
+    specimen, sweep : str
+    scene : SweepScene
+    plan : _Sweep
+        The sweep's grids, stamps, true and recorded poses, lag error, depth scale
+        and bone drift.
     """
     preset = _check(preset, frames=frames, errors=errors)
     model = ERROR_MODELS[errors]
     sources = _sources(preset, model)
     frames = int(frames or preset.frames_per_sweep)
-    rows = []
     for specimen in preset.specimens:
         anatomy = make_anatomy(rng_for(seed, specimen, "anatomy"))
         ct = ct_bones(anatomy, seed=seed, specimen=specimen, sources=sources)
@@ -835,30 +830,4 @@ def misalignment_table(
             _, _, plan = _plan(
                 preset, _SweepId(seed, specimen, sweep), frames, model, anatomy, scene
             )
-            for k in range(0, frames, step):
-                T = plan.ct_from_image_true[k]
-                full = full_label(scene, T, plan.render_grid, gamma_mm=GAMMA_MM)
-                rows.append(
-                    (
-                        specimen,
-                        sweep,
-                        int(plan.stamps[k]),
-                        *_frame_misalignment(scene, plan.grid, plan, k, full),
-                        int(_unmodelled_at(scene, plan, k)),
-                        plan.depth_scale,
-                        plan.bone_drift_mm[k],
-                    )
-                )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "specimen",
-            "sweep",
-            "timestamp",
-            "misalignment_mm",
-            "misalignment_3d_mm",
-            "unmodelled_in_view",
-            "depth_scale",
-            "bone_drift_mm",
-        ],
-    )
+            yield specimen, sweep, scene, plan
