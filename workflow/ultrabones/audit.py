@@ -281,12 +281,12 @@ def _audit_frame(frame, *, distance, probe_from_image, spacing_mm, **ridge):
         s: pose @ probe_from_image[s] for s, pose in frame["ct_from_probe"].items()
     }
     echo = {
-        s: distance(apply_rigid(T, points_image_from_rc(rc, spacing_mm)))
-        for s, T in ct_from_image.items()
+        s: distance(apply_rigid(pose, points_image_from_rc(rc, spacing_mm)))
+        for s, pose in ct_from_image.items()
     }
     labels = {
-        s: distance(apply_rigid(T, points_image_from_rc(label_rc, spacing_mm)))
-        for s, T in ct_from_image.items()
+        s: distance(apply_rigid(pose, points_image_from_rc(label_rc, spacing_mm)))
+        for s, pose in ct_from_image.items()
         if s != "initial"
     }
     offsets = _plane_offsets(ct_from_image, frame["image"].shape, spacing_mm)
@@ -299,8 +299,8 @@ def _plane_offsets(ct_from_image: dict, shape, spacing_mm) -> dict:
         return {}
     size = (shape[1] * float(spacing_mm[0]), shape[0] * float(spacing_mm[1]))
     return {
-        s: plane_offset_mm(T, ct_from_image["truth"], size_mm=size)
-        for s, T in ct_from_image.items()
+        s: plane_offset_mm(pose, ct_from_image["truth"], size_mm=size)
+        for s, pose in ct_from_image.items()
         if s != "truth"
     }
 

@@ -178,10 +178,12 @@ def match_fiducials(centres_ct, fiducials) -> tuple[np.ndarray, np.ndarray, floa
     ct_sets = np.array(list(itertools.combinations(range(len(c)), n)))
     fi = np.repeat(fid_sets, len(ct_sets), axis=0)
     ci = np.tile(ct_sets, (len(fid_sets), 1))
-    T = fit_rigid(f[fi], c[ci])
-    err = np.sqrt(((apply_rigid(T, f[fi]) - c[ci]) ** 2).sum(-1).mean(-1))
+    ct_from_specimen = fit_rigid(f[fi], c[ci])
+    err = np.sqrt(
+        ((apply_rigid(ct_from_specimen, f[fi]) - c[ci]) ** 2).sum(-1).mean(-1)
+    )
     best = int(np.argmin(err))
-    return T[best], np.c_[fi[best], ci[best]], float(err[best])
+    return ct_from_specimen[best], np.c_[fi[best], ci[best]], float(err[best])
 
 
 def _sphere_points(centres, radius: float, *, count: int = 300) -> np.ndarray:
@@ -265,17 +267,17 @@ def register_specimen(
     start, pairs, rms = match_fiducials(centres, fiducials)
     log.info("specimen %s: %d spheres, match rms %.3f mm", name, len(centres), rms)
     points_ct = np.asarray(vertices)[np.concatenate(members)]
-    T, icp_rmse = refine_icp(
+    ct_from_specimen, icp_rmse = refine_icp(
         start,
         np.asarray(fiducials)[pairs[:, 0]],
         points_ct,
         radius_mm=float(np.median(radii)),
     )
-    mapped = apply_rigid(T, np.asarray(fiducials)[pairs[:, 0]])
+    mapped = apply_rigid(ct_from_specimen, np.asarray(fiducials)[pairs[:, 0]])
     fre = float(np.sqrt(((mapped - centres[pairs[:, 1]]) ** 2).sum(-1).mean()))
     if fre > max_fre_mm:
         raise RegistrationError(
             f"specimen {name}: fiducial registration error {fre:.3f} mm exceeds the "
             f"bound {max_fre_mm} mm"
         )
-    return RegistrationResult(T, fre, pairs, centres, radii, icp_rmse)
+    return RegistrationResult(ct_from_specimen, fre, pairs, centres, radii, icp_rmse)

@@ -59,17 +59,17 @@ def check_rigid(transform, *, name: str = "transform", tol: float = 1e-6) -> np.
         If the shape, last row, orthonormality or determinant is wrong, or a value is
         not finite.
     """
-    T = np.asarray(transform, dtype=np.float64)
-    if T.ndim < 2 or T.shape[-2:] != (4, 4):
-        raise ValueError(f"{name} must have shape (..., 4, 4), got {T.shape}")
-    if not np.all(np.isfinite(T)):
+    transform = np.asarray(transform, dtype=np.float64)
+    if transform.ndim < 2 or transform.shape[-2:] != (4, 4):
+        raise ValueError(f"{name} must have shape (..., 4, 4), got {transform.shape}")
+    if not np.all(np.isfinite(transform)):
         raise ValueError(f"{name} must be finite, got NaN or inf")
-    last = T[..., 3, :]
+    last = transform[..., 3, :]
     if not np.allclose(last, [0.0, 0.0, 0.0, 1.0], atol=tol):
         raise ValueError(
             f"{name} must have last row [0, 0, 0, 1], got {last.reshape(-1, 4)[0]}"
         )
-    R = T[..., :3, :3]
+    R = transform[..., :3, :3]
     gram = np.swapaxes(R, -1, -2) @ R
     err = np.abs(gram - np.eye(3)).max() if R.size else 0.0
     if err > tol:
@@ -81,7 +81,7 @@ def check_rigid(transform, *, name: str = "transform", tol: float = 1e-6) -> np.
         raise ValueError(
             f"{name} rotation must have det +1, got {np.ravel(det)[0]:.6g}"
         )
-    return T
+    return transform
 
 
 def invert_rigid(transform, *, check: bool = False) -> np.ndarray:
@@ -100,15 +100,17 @@ def invert_rigid(transform, *, check: bool = False) -> np.ndarray:
 
     Examples
     --------
-    >>> T = matrix_from_params([1, 2, 3, 10, 20, 30])
-    >>> np.allclose(invert_rigid(T) @ T, np.eye(4))
+    >>> b_from_a = matrix_from_params([1, 2, 3, 10, 20, 30])
+    >>> np.allclose(invert_rigid(b_from_a) @ b_from_a, np.eye(4))
     True
     """
-    T = check_rigid(transform) if check else np.asarray(transform, dtype=np.float64)
-    R_t = np.swapaxes(T[..., :3, :3], -1, -2)
-    out = np.zeros_like(T)
+    b_from_a = (
+        check_rigid(transform) if check else np.asarray(transform, dtype=np.float64)
+    )
+    R_t = np.swapaxes(b_from_a[..., :3, :3], -1, -2)
+    out = np.zeros_like(b_from_a)
     out[..., :3, :3] = R_t
-    out[..., :3, 3] = -(R_t @ T[..., :3, 3, None])[..., 0]
+    out[..., :3, 3] = -(R_t @ b_from_a[..., :3, 3, None])[..., 0]
     out[..., 3, 3] = 1.0
     return out
 
@@ -127,9 +129,9 @@ def apply_rigid(transform, points) -> np.ndarray:
     -------
     points_b : ndarray of shape (..., n, 3)
     """
-    T = np.asarray(transform, dtype=np.float64)
+    b_from_a = np.asarray(transform, dtype=np.float64)
     P = np.asarray(points, dtype=np.float64)
-    return P @ np.swapaxes(T[..., :3, :3], -1, -2) + T[..., None, :3, 3]
+    return P @ np.swapaxes(b_from_a[..., :3, :3], -1, -2) + b_from_a[..., None, :3, 3]
 
 
 def matrix_from_params(params) -> np.ndarray:
@@ -169,14 +171,14 @@ def params_from_matrix(transform) -> np.ndarray:
     params : ndarray of shape (..., 6)
         Translation in mm, extrinsic Euler "xyz" angles in degrees, in (-180, 180].
     """
-    T = np.asarray(transform, dtype=np.float64)
-    flat = T.reshape(-1, 4, 4)
+    transform = np.asarray(transform, dtype=np.float64)
+    flat = transform.reshape(-1, 4, 4)
     out = np.empty((flat.shape[0], 6))
     out[:, :3] = flat[:, :3, 3]
     out[:, 3:] = Rotation.from_matrix(flat[:, :3, :3]).as_euler(
         _EULER_SEQ, degrees=True
     )
-    return out.reshape(T.shape[:-2] + (6,))
+    return out.reshape(transform.shape[:-2] + (6,))
 
 
 def rotation_angle_deg(transform) -> np.ndarray:
@@ -209,20 +211,22 @@ def interpolate_rigid(times, transforms, query_times) -> np.ndarray:
     """
     t = np.asarray(times, dtype=np.float64)
     q = np.atleast_1d(np.asarray(query_times, dtype=np.float64))
-    T = np.asarray(transforms, dtype=np.float64)
-    if t.ndim != 1 or T.shape != (t.size, 4, 4):
-        raise ValueError(f"transforms must have shape ({t.size}, 4, 4), got {T.shape}")
+    transforms = np.asarray(transforms, dtype=np.float64)
+    if t.ndim != 1 or transforms.shape != (t.size, 4, 4):
+        raise ValueError(
+            f"transforms must have shape ({t.size}, 4, 4), got {transforms.shape}"
+        )
     if t.size < 2 or np.any(np.diff(t) <= 0):
         raise ValueError("times must hold at least two strictly increasing values")
     if q.size and (q.min() < t[0] or q.max() > t[-1]):
         raise ValueError(
             f"query_times must lie in [{t[0]}, {t[-1]}], got [{q.min()}, {q.max()}]"
         )
-    slerp = Slerp(t, Rotation.from_matrix(T[:, :3, :3]))
+    slerp = Slerp(t, Rotation.from_matrix(transforms[:, :3, :3]))
     out = np.zeros((q.size, 4, 4))
     out[:, :3, :3] = slerp(q).as_matrix()
     for axis in range(3):
-        out[:, axis, 3] = np.interp(q, t, T[:, axis, 3])
+        out[:, axis, 3] = np.interp(q, t, transforms[:, axis, 3])
     out[:, 3, 3] = 1.0
     return out
 
@@ -348,17 +352,21 @@ def split_pixel_affine(probe_from_pixel, *, tol: float = 1e-3) -> tuple:
     ValueError
         On a last row other than ``0 0 0 1``, a zero axis, or shear beyond ``tol``.
     """
-    A = np.asarray(probe_from_pixel, dtype=np.float64)
-    if A.shape != (4, 4) or not np.allclose(A[3], [0, 0, 0, 1]):
+    probe_from_pixel = np.asarray(probe_from_pixel, dtype=np.float64)
+    if probe_from_pixel.shape != (4, 4) or not np.allclose(
+        probe_from_pixel[3], [0, 0, 0, 1]
+    ):
         raise ValueError("probe_from_pixel must be a 4x4 affine with last row 0 0 0 1")
-    spacing = np.linalg.norm(A[:3, :2], axis=0)
+    spacing = np.linalg.norm(probe_from_pixel[:3, :2], axis=0)
     if not np.all(spacing > 0):
         raise ValueError(f"probe_from_pixel axes must be non-zero, got {spacing}")
-    x, y = (A[:3, :2] / spacing).T
+    x, y = (probe_from_pixel[:3, :2] / spacing).T
     if abs(x @ y) > tol:
         raise ValueError(f"probe_from_pixel axes must be perpendicular, cos = {x @ y}")
     u, _, vt = np.linalg.svd(np.column_stack([x, y, np.cross(x, y)]))
     out = np.eye(4)
     out[:3, :3] = u @ vt
-    out[:3, 3] = A[:3, 3] - 0.5 * (A[:3, 0] + A[:3, 1])
+    out[:3, 3] = probe_from_pixel[:3, 3] - 0.5 * (
+        probe_from_pixel[:3, 0] + probe_from_pixel[:3, 1]
+    )
     return out, (float(spacing[0]), float(spacing[1]))

@@ -75,12 +75,14 @@ class FrameRejected(Exception):
 
 def _check_pose(ct_from_probe) -> np.ndarray:
     try:
-        T = check_rigid(ct_from_probe, name="ct_from_probe", tol=1e-5)
+        ct_from_probe = check_rigid(ct_from_probe, name="ct_from_probe", tol=1e-5)
     except ValueError as err:
         raise FrameRejected(Reason.INVALID_POSE, str(err)) from err
-    if T.shape != (4, 4):
-        raise FrameRejected(Reason.INVALID_POSE, f"ct_from_probe shape {T.shape}")
-    return params_from_matrix(T)
+    if ct_from_probe.shape != (4, 4):
+        raise FrameRejected(
+            Reason.INVALID_POSE, f"ct_from_probe shape {ct_from_probe.shape}"
+        )
+    return params_from_matrix(ct_from_probe)
 
 
 def _check_image(image, shape) -> np.ndarray:

@@ -53,19 +53,24 @@ def _rigid_kernel(p):
         a = np.radians(p[i, 3:])
         ca, cb, cc = np.cos(a[0]), np.cos(a[1]), np.cos(a[2])
         sa, sb, sc = np.sin(a[0]), np.sin(a[1]), np.sin(a[2])
-        T = out[i]
-        T[0, 0], T[0, 1], T[0, 2] = (
+        rigid = out[i]
+        rigid[0, 0], rigid[0, 1], rigid[0, 2] = (
             cb * cc,
             sa * sb * cc - ca * sc,
             ca * sb * cc + sa * sc,
         )
-        T[1, 0], T[1, 1], T[1, 2] = (
+        rigid[1, 0], rigid[1, 1], rigid[1, 2] = (
             cb * sc,
             sa * sb * sc + ca * cc,
             ca * sb * sc - sa * cc,
         )
-        T[2, 0], T[2, 1], T[2, 2] = -sb, sa * cb, ca * cb
-        T[0, 3], T[1, 3], T[2, 3], T[3, 3] = p[i, 0], p[i, 1], p[i, 2], 1.0
+        rigid[2, 0], rigid[2, 1], rigid[2, 2] = -sb, sa * cb, ca * cb
+        rigid[0, 3], rigid[1, 3], rigid[2, 3], rigid[3, 3] = (
+            p[i, 0],
+            p[i, 1],
+            p[i, 2],
+            1.0,
+        )
     return out
 
 
@@ -169,15 +174,23 @@ class FrameGeometry:
             plane) and Euler "xyz" rotation (deg) about the pivot, such that
             ``ct_from_image(eps) = ct_from_image(0) @ pivot @ T(local) @ pivot^-1``.
         """
-        pivot = _translation(centre_mm)
-        moved = invert_rigid(self.image_from_image0(eps))
-        return params_from_matrix(invert_rigid(pivot) @ moved @ pivot)
+        image0_from_pivot = _translation(centre_mm)
+        image0_from_image = invert_rigid(self.image_from_image0(eps))
+        return params_from_matrix(
+            invert_rigid(image0_from_pivot) @ image0_from_image @ image0_from_pivot
+        )
 
     def eps_from_local(self, local, centre_mm) -> np.ndarray:
         """Inverse of :meth:`local_from_eps` (angles of the result near zero)."""
-        pivot = _translation(centre_mm)
-        moved = pivot @ rigid_from_params(local) @ invert_rigid(pivot)
-        ct_from_probe = self.ct_from_image @ moved @ invert_rigid(self.probe_from_image)
+        image0_from_pivot = _translation(centre_mm)
+        image0_from_image = (
+            image0_from_pivot
+            @ rigid_from_params(local)
+            @ invert_rigid(image0_from_pivot)
+        )
+        ct_from_probe = (
+            self.ct_from_image @ image0_from_image @ invert_rigid(self.probe_from_image)
+        )
         eps = params_from_matrix(ct_from_probe) - self.pose
         eps[..., 3:] = (eps[..., 3:] + 180.0) % 360.0 - 180.0
         return eps
@@ -238,9 +251,9 @@ def _information(points, normals, weights, centre, sigma):
 
 
 def _translation(offset) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, 3] = offset
-    return T
+    translation = np.eye(4)
+    translation[:3, 3] = offset
+    return translation
 
 
 def frame_geometry(pose, calibration, shape) -> FrameGeometry:

@@ -124,12 +124,12 @@ class RobustObjective(_Base):
 
     def data(self, eps) -> np.ndarray:
         """Return the evidence integral (mm) for each perturbation."""
-        T = self.geom.image_from_image0(eps)
+        image_from_image0 = self.geom.image_from_image0(eps)
         sx, sy = self.geom.spacing_mm
         f = self.factor
         grid = np.array([1 / (sx * f), 1 / (sy * f), 0.5 / f + (f - 1) / (2 * f)])
         out = _evidence_sums(
-            T,
+            image_from_image0,
             self.points,
             self.normals,
             self.weights,
@@ -246,8 +246,8 @@ class Eq3Objective(_Base):
 
     def data(self, eps) -> np.ndarray:
         """Return the data term over the intersection for each perturbation."""
-        poses = self.geom.image_from_image0(eps)
-        return np.array([self.reduce(self.inside(T)) for T in poses])
+        moves = self.geom.image_from_image0(eps)
+        return np.array([self.reduce(self.inside(move)) for move in moves])
 
 
 class AuthorsObjective(Eq3Objective):

@@ -15,10 +15,10 @@ __all__ = ["read_registration", "write_registration"]
 
 def write_registration(path: str | Path, ct_from_specimen, info: dict) -> None:
     """Write ``ct_from_specimen`` (4x4 and pose params) and its quality as JSON."""
-    T = check_rigid(ct_from_specimen, name="ct_from_specimen")
+    ct_from_specimen = check_rigid(ct_from_specimen, name="ct_from_specimen")
     doc = {
-        "ct_from_specimen": np.round(T, 10).tolist(),
-        "params": np.round(params_from_matrix(T), 8).tolist(),
+        "ct_from_specimen": np.round(ct_from_specimen, 10).tolist(),
+        "params": np.round(params_from_matrix(ct_from_specimen), 8).tolist(),
         "from_frame": "specimen",
         "to_frame": "ct",
         "units": "mm",

@@ -107,10 +107,10 @@ def _marker_stream(path, name, idx, stamps, params, visible) -> MarkerStream:
             f"{path} line {idx[k] + 2}: marker {name!r} timestamp {t[k]} "
             f"is not after {t[k - 1]}"
         )
-    T = np.full((idx.size, 4, 4), np.nan)
+    tracker_from_marker = np.full((idx.size, 4, 4), np.nan)
     vis = visible[idx]
-    T[vis] = matrix_from_params(params[idx][vis])
-    return MarkerStream(t, T, vis)
+    tracker_from_marker[vis] = matrix_from_params(params[idx][vis])
+    return MarkerStream(t, tracker_from_marker, vis)
 
 
 def write_tracker_stream(path: str | Path, streams: dict[str, MarkerStream]) -> None:

@@ -568,11 +568,10 @@ def frame_misalignment(scene: SweepScene, grid, plan: _Sweep, k: int, full) -> t
     ``full`` lies on ``plan.render_grid``; the record's label is that of the CT
     models (``scene.ct``) under the record's pose on the record's ``grid``.
     """
-    T = plan.ct_from_image_true[k]
-    est = plan.ct_from_image_est[k]
+    true, est = plan.ct_from_image_true[k], plan.ct_from_image_est[k]
     return (
         misalignment_mm(scene.ct, full, grid, est),
-        misalignment_3d_mm(full, plan.render_grid, T, est, grid_est=grid),
+        misalignment_3d_mm(full, plan.render_grid, true, est, grid_est=grid),
     )
 
 
@@ -583,9 +582,9 @@ def unmodelled_at(scene: SweepScene, plan: _Sweep, k: int) -> bool:
     """
     if scene.unmodelled is None:
         return False
-    T = plan.ct_from_image_true[k]
-    first = cast_columns(scene.render, T, plan.render_grid).depth_mm
-    own = cast_columns(scene.unmodelled, T, plan.render_grid).depth_mm
+    ct_from_image = plan.ct_from_image_true[k]
+    first = cast_columns(scene.render, ct_from_image, plan.render_grid).depth_mm
+    own = cast_columns(scene.unmodelled, ct_from_image, plan.render_grid).depth_mm
     return bool(np.any(np.isfinite(own) & (own <= first + 1e-3)))
 
 
@@ -684,34 +683,36 @@ def _frames(
     offsets = elevation_offsets_mm(tissue)
     rows = []
     for k, stamp in enumerate(plan.stamps):
-        T = plan.ct_from_image_true[k]
-        slab = cast_slab(scene, T, grid, offsets)
-        lateral = float(T[:3, 3] @ T[:3, 0])
+        ct_from_image = plan.ct_from_image_true[k]
+        slab = cast_slab(scene, ct_from_image, grid, offsets)
+        lateral = float(ct_from_image[:3, 3] @ ct_from_image[:3, 0])
         image = render_frame(
             slab, grid, tissue=tissue, bank=bank, rng=rng, lateral_mm=lateral
         )
         write_png(images / f"{stamp}.png", image)
         if truth:
-            # the truth is the image plane alone, whatever the beam integrates
-            hits = slab.central()
-            full = full_label(scene, T, grid, gamma_mm=GAMMA_MM)
-            vis = visible_label(
-                full, hits, grid, scene=scene, ct_from_image=T, gamma_mm=GAMMA_MM
-            )
-            write_png(
-                truth_dir / "label_full" / f"{stamp}.png", full.astype(np.uint8) * 255
-            )
-            write_png(
-                truth_dir / "label_visible" / f"{stamp}.png", vis.astype(np.uint8) * 255
-            )
-            rows.append(
-                (
-                    *frame_misalignment(scene, plan.grid, plan, k, full),
-                    int(full.sum()),
-                    int(vis.sum()),
-                )
-            )
+            rows.append(_truth_frame(truth_dir, stamp, scene, slab, plan, k))
     return rows
+
+
+def _truth_frame(truth_dir: Path, stamp, scene, slab, plan: _Sweep, k: int) -> tuple:
+    """Write frame ``k``'s true full and visible labels; return its truth numbers.
+
+    The truth is the image plane alone, whatever the beam integrates.
+    """
+    grid, ct_from_image = plan.render_grid, plan.ct_from_image_true[k]
+    hits = slab.central()
+    full = full_label(scene, ct_from_image, grid, gamma_mm=GAMMA_MM)
+    vis = visible_label(
+        full, hits, grid, scene=scene, ct_from_image=ct_from_image, gamma_mm=GAMMA_MM
+    )
+    write_png(truth_dir / "label_full" / f"{stamp}.png", full.astype(np.uint8) * 255)
+    write_png(truth_dir / "label_visible" / f"{stamp}.png", vis.astype(np.uint8) * 255)
+    return (
+        *frame_misalignment(scene, plan.grid, plan, k, full),
+        int(full.sum()),
+        int(vis.sum()),
+    )
 
 
 def _poses_frame(stamps, spacing, ct_from_probe) -> pd.DataFrame:

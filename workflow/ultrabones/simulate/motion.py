@@ -328,13 +328,14 @@ def tracker_streams(
 ) -> dict[str, MarkerStream]:
     """Sample both markers with white jitter and dropouts."""
     out = {}
-    for name, T in (("probe", tracker_from_probe), ("specimen", tracker_from_specimen)):
+    markers = (("probe", tracker_from_probe), ("specimen", tracker_from_specimen))
+    for name, tracker_from_marker in markers:
         n = stamps.size
         noise = np.c_[
             rng.normal(0, 1, (n, 3)) * model.jitter_mm,
             rng.normal(0, 1, (n, 3)) * model.jitter_deg,
         ]
-        noisy = T @ matrix_from_params(noise)
+        noisy = tracker_from_marker @ matrix_from_params(noise)
         visible = np.ones(n, dtype=bool)
         for start in rng.integers(20, max(n - 20, 21), model.dropouts):
             visible[start : start + rng.integers(2, 7)] = False

@@ -188,12 +188,12 @@ def _tracker_stream(stamps, tracker_from_marker, *, model: ErrorModel, rng):
     noise = np.c_[
         rng.normal(0, model.jitter_mm, (n, 3)), rng.normal(0, model.jitter_deg, (n, 3))
     ]
-    T = tracker_from_marker @ matrix_from_params(noise)
+    measured = tracker_from_marker @ matrix_from_params(noise)
     visible = np.ones(n, dtype=bool)
     for start in rng.integers(20, n - 20, model.dropouts):
         visible[start : start + rng.integers(2, 7)] = False
-    T[~visible] = np.nan
-    return MarkerStream(stamps.astype(np.int64), T, visible)
+    measured[~visible] = np.nan
+    return MarkerStream(stamps.astype(np.int64), measured, visible)
 
 
 def simulate_recording(
