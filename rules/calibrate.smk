@@ -24,8 +24,8 @@ if RAW_LAYOUT and is_activated("calibrate"):
         threads: 1
         params:
             folder=recording_folder,
-            out=lambda wildcards, output: str(Path(output.calibration).parent),
             max_gap_ms=config["calibrate"]["max_gap_ms"],
         shell:
-            "ultrabones calibrate {params.folder:q} --out {params.out:q}"
+            "ultrabones calibrate {params.folder:q}"
+            " --calibration {output.calibration:q} --error-curve {output.error_curve:q}"
             " --max-gap-ms {params.max_gap_ms:q} > {log:q} 2>&1"

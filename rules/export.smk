@@ -152,8 +152,5 @@ rule write_manifest:
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        root=lambda wildcards, output: str(Path(output.manifest).parent),
     shell:
-        "ultrabones manifest {input.files:q} --root {params.root:q}"
-        " --out {output.manifest:q} > {log:q} 2>&1"
+        "ultrabones manifest {input.files:q} --out {output.manifest:q} > {log:q} 2>&1"

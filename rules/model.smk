@@ -18,7 +18,6 @@ rule train_model:
         mem_mb=8000,
         runtime=1440,
     params:
-        release=lambda wildcards, input: str(Path(input.manifest).parent),
         encoder=config["model"]["encoder"],
         epochs=config["model"]["epochs"],
         max_steps=config["model"]["max_steps"],
@@ -29,7 +28,7 @@ rule train_model:
         seed=config["model"]["seed"],
         device=config["model"]["device"],
     shell:
-        "ultrabones train {params.release:q} --out {output.model:q}"
+        "ultrabones train {input.manifest:q} --out {output.model:q}"
         " --encoder {params.encoder:q} --epochs {params.epochs:q}"
         " --max-steps {params.max_steps:q} --batch-size {params.batch_size:q}"
         " --lr {params.lr:q} --scale {params.scale:q} --crop {params.crop:q}"
@@ -54,10 +53,9 @@ rule predict_model:
         mem_mb=4000,
         runtime=120,
     params:
-        release=lambda wildcards, input: str(Path(input.manifest).parent),
         device=config["model"]["device"],
     shell:
-        "ultrabones predict {input.model:q} {params.release:q} --split test"
+        "ultrabones predict {input.model:q} {input.manifest:q} --split test"
         " --out {output.predictions:q} --device {params.device:q}"
         " --threads {threads} > {log:q} 2>&1"
 
@@ -81,9 +79,8 @@ rule score_model:
         mem_mb=4000,
         runtime=60,
     params:
-        release=lambda wildcards, input: str(Path(input.manifest).parent),
         eps=config["model"]["eps_mm"],
     shell:
-        "ultrabones score {input.predictions:q} {params.release:q} --split test"
+        "ultrabones score {input.predictions:q} {input.manifest:q} --split test"
         " --eps {params.eps:q} --otsu {input.otsu:q} --out {output.figures:q}"
         " --summary {output.scores:q} > {log:q} 2>&1"

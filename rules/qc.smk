@@ -29,12 +29,13 @@ rule plot_sweep_qa:
     resources:
         runtime=10,
     params:
-        out=lambda wildcards, output: str(Path(output.overlays).parent),
         frames=config["qc"]["overlay_frames"],
         max_correction_mm=config["engine"]["max_correction_mm"],
     shell:
         "ultrabones qa {input.store:q} --frames {params.frames:q}"
-        " --max-correction-mm {params.max_correction_mm:q} --out {params.out:q} > {log:q} 2>&1"
+        " --max-correction-mm {params.max_correction_mm:q}"
+        " --overlays {output.overlays:q} --corrections {output.corrections:q}"
+        " > {log:q} 2>&1"
 
 
 rule plot_release_qa:
@@ -56,10 +57,9 @@ rule plot_release_qa:
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        out=lambda wildcards, output: str(Path(output.discard_rate).parent),
     shell:
-        "ultrabones qa-summary {input.stats:q} --out {params.out:q} > {log:q} 2>&1"
+        "ultrabones qa-summary {input.stats:q} --discard-rate {output.discard_rate:q}"
+        " > {log:q} 2>&1"
 
 
 rule audit_sweep:

@@ -79,7 +79,7 @@ def release(tmp_path_factory):
     lines = ["specimen,split", *(f"{k},{v}" for k, v in SPLITS.items())]
     (rel / "splits.csv").write_text("\n".join(lines) + "\n")
     files = [str(rel / "labels"), str(rel / "splits.csv")]
-    manifest = ["manifest", *files, "--root", str(rel), "--out"]
+    manifest = ["manifest", *files, "--out"]  # paths relative to the manifest's folder
     assert main([*manifest, str(rel / "manifest.sha256")]) == 0
     (root / "qc").mkdir()
     otsu = ["otsu", *map(str, stores), "--out", str(root / "qc" / "otsu.json")]
@@ -205,13 +205,16 @@ def test_train_predict_score_commands(release, tmp_path, capsys):
     assert card["history"][0]["val_loss"] is not None
     assert (model / "loss_curves.png").is_file() and (model / "README.md").is_file()
     assert not (tmp_path / "m.wip").exists()
-    assert main(["predict", str(model), str(release), "--out", str(pred)]) == 0
+    # the release named by its manifest, as the workflow names it
+    manifest = str(release / "manifest.sha256")
+    assert main(["predict", str(model), manifest, "--out", str(pred)]) == 0
     masks = sorted((pred / "S03" / "tibia-1").glob("*.png"))
     assert len(masks) == 3 and read_png(masks[0]).shape == (SIZE, SIZE)
     prov = json.loads((pred / "provenance.json").read_text())
     assert (
         prov["release_hash"] == card["release_hash"] == prov["trained_on_release_hash"]
     )
+    assert prov["release"] == str(release)
     capsys.readouterr()
     assert (
         main(["score", str(pred), str(release), "--json", "--out", str(tmp_path)]) == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from test_release import make_ds
 
+from ultrabones.cli import main
 from ultrabones.qa import COLOURS, contour, correction_figure, overlay_rgb, pick_frames
+from ultrabones.release import reject_statistics, sweep_statistics
 
 
 def test_contour_of_square_is_its_border():
@@ -43,3 +45,17 @@ def test_pick_frames_prefers_kept():
 def test_correction_figure_draws_bound():
     fig = correction_figure(make_ds(["ok"], [0.3]), max_correction_mm=1.0)
     assert fig.axes[0].get_xlabel() == "mean fiducial correction (mm)"
+
+
+def test_qa_summary_writes_the_declared_path_or_into_out(tmp_path):
+    from ultrabones.io.tables import write_table
+
+    ds = make_ds(["ok", "ok", "no_image"], [0.1, 0.2, 0.0])
+    stats = tmp_path / "reject_statistics.csv"
+    write_table(stats, reject_statistics([sweep_statistics(ds)]))
+    declared = tmp_path / "qa" / "rate.png"
+    assert main(["qa-summary", str(stats), "--discard-rate", str(declared)]) == 0
+    assert declared.stat().st_size > 0
+    assert main(["qa-summary", str(stats), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "discard_rate.png").read_bytes() == declared.read_bytes()
+    assert main(["qa-summary", str(stats)]) == 1  # neither: names what to give

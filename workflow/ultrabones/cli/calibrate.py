@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..layout import cohort_of, true_calibration
-from .options import given
+from .options import given, output_path
 
 
 def add_parser(sub) -> None:
@@ -19,7 +19,15 @@ def add_parser(sub) -> None:
         "least-squares T_US<-I per lag; see docs/calibration.md.",
     )
     p.add_argument("recording", help="<cohort>/calibration/<recording> folder")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="folder for calibration.yaml and error_curve.*")
+    p.add_argument(
+        "--calibration", help="calibration YAML (default: OUT/calibration.yaml)"
+    )
+    p.add_argument(
+        "--error-curve",
+        help="error curve PNG, its table beside it as .csv "
+        "(default: OUT/error_curve.png)",
+    )
     p.add_argument(
         "--max-gap-ms",
         type=float,
@@ -45,6 +53,8 @@ def run(args) -> int:
     from ..io.phantom import read_phantom_recording
     from ..io.png import read_png
 
+    calibration = output_path(args, "calibration", "calibration.yaml")
+    curve_path = output_path(args, "error_curve", "error_curve.png")
     recording = read_phantom_recording(args.recording)
     images = ((t, read_png(p)) for t, p in recording.image_paths.items())
     start = time.perf_counter()
@@ -55,12 +65,11 @@ def run(args) -> int:
         refine_window_ms=args.refine_window_ms,
     )
     seconds = time.perf_counter() - start
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_calibration(out / "calibration.yaml", recording, result)
+    calibration.parent.mkdir(parents=True, exist_ok=True)
+    _write_calibration(calibration, recording, result)
     curve = result.curve
     write_error_curve(
-        out / "error_curve",
+        curve_path.with_suffix(""),
         curve.dt_ms,
         {
             "localization_error_mm": curve.localization_error_mm,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .options import release_folder
+
 
 def add_parser(sub) -> None:
     """Register the ``model-bench`` subcommand."""
@@ -13,7 +15,9 @@ def add_parser(sub) -> None:
         "the test split, against the release labels and the simulator truth "
         "(docs/results/model_baseline.md).",
     )
-    p.add_argument("release", help="release folder")
+    p.add_argument(
+        "release", type=release_folder, help="release folder or its manifest.sha256"
+    )
     p.add_argument("--refined", required=True, help="predictions, refined-label model")
     p.add_argument("--initial", required=True, help="predictions, initial-label model")
     p.add_argument("--truth-root", required=True, help="results/simulate/sweep")

@@ -8,11 +8,75 @@ __all__ = [
     "engine_fields",
     "engine_kwargs",
     "given",
+    "output_path",
+    "release_folder",
 ]
 
 #: ``EngineParams`` fields with an option of their own in a command (``--seed`` also
 #: seeds the frames' tasks), so :func:`add_engine_options` leaves them out.
 OWN_OPTIONS = ("seed",)
+
+
+#: The release's checksum manifest, at the top of the release folder.
+MANIFEST_NAME = "manifest.sha256"
+
+
+def release_folder(path: str) -> str:
+    """Return the release folder named by ``path``: the folder, or its manifest.
+
+    The workflow hands the release's manifest (the file its rule declares); a person
+    may name the folder.
+
+    Examples
+    --------
+    >>> release_folder("results/release/manifest.sha256")
+    'results/release'
+    >>> release_folder("results/release")
+    'results/release'
+    """
+    from pathlib import Path
+
+    return str(Path(path).parent) if Path(path).name == MANIFEST_NAME else path
+
+
+def output_path(args, option: str, name: str):
+    """Return the path of an output: its own option, else ``name`` in ``--out``.
+
+    The workflow names each output it declares; a person may name one folder.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``out`` (a folder or None) and ``option`` (a path or None).
+    option : str
+        The output's attribute in ``args`` (``"overlays"`` for ``--overlays``).
+    name : str
+        Its file name in the ``--out`` folder.
+
+    Raises
+    ------
+    ConfigError
+        If neither the output's option nor ``--out`` is given.
+
+    Examples
+    --------
+    >>> from argparse import Namespace
+    >>> output_path(Namespace(out="qa", overlays=None), "overlays", "overlays.png")
+    PosixPath('qa/overlays.png')
+    >>> output_path(Namespace(out="qa", overlays="o.png"), "overlays", "overlays.png")
+    PosixPath('o.png')
+    """
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    given_path = getattr(args, option)
+    if given_path is not None:
+        return Path(given_path)
+    if args.out is None:
+        flag = "--" + option.replace("_", "-")
+        raise ConfigError(f"give {flag} or --out (the folder for {name})")
+    return Path(args.out) / name
 
 
 def _boolean(text: str) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .options import release_folder
+
 log = logging.getLogger(__name__)
 
 
@@ -16,7 +18,9 @@ def add_parser(sub) -> None:
         "the kept frames of the split, and provenance.json.",
     )
     p.add_argument("model", help="model folder written by `ultrabones train`")
-    p.add_argument("release", help="release folder")
+    p.add_argument(
+        "release", type=release_folder, help="release folder or its manifest.sha256"
+    )
     p.add_argument("--out", required=True, help="prediction folder")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument(

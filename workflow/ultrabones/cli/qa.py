@@ -1,4 +1,7 @@
-"""``ultrabones qa STORE --out DIR``: overlays and correction histogram of a sweep."""
+"""``ultrabones qa STORE --out DIR``: overlays and correction histogram of a sweep.
+
+The workflow names both figures instead (``--overlays PNG --corrections PNG``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ def add_parser(sub) -> None:
     """Register the ``qa`` subcommand."""
     p = sub.add_parser("qa", help="QA figures of one sweep's label store")
     p.add_argument("store", help="label store (.zarr)")
+    p.add_argument("--out", help="folder for overlays.png and corrections.png")
+    p.add_argument("--overlays", help="overlay grid PNG (default: OUT/overlays.png)")
     p.add_argument(
-        "--out", required=True, help="folder for overlays.png, corrections.png"
+        "--corrections", help="correction histogram PNG (default: OUT/corrections.png)"
     )
     p.add_argument("--frames", type=int, default=6, help="frames in the overlay grid")
     p.add_argument("--max-correction-mm", type=float, default=1.0, help="discard bound")
@@ -17,15 +22,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Write ``overlays.png`` and ``corrections.png``."""
-    from pathlib import Path
-
     from ..io.store import open_store
     from ..io.tables import save_figure
     from ..qa import correction_figure, overlay_figure
+    from .options import output_path
 
+    overlays = output_path(args, "overlays", "overlays.png")
+    corrections = output_path(args, "corrections", "corrections.png")
     ds = open_store(args.store)
-    out = Path(args.out)
-    save_figure(overlay_figure(ds, frames=args.frames), out / "overlays.png")
+    save_figure(overlay_figure(ds, frames=args.frames), overlays)
     fig = correction_figure(ds, max_correction_mm=args.max_correction_mm)
-    save_figure(fig, out / "corrections.png")
+    save_figure(fig, corrections)
     return 0

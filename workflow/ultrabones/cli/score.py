@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .evaluate import DEFAULT_EPS_MM
+from .options import release_folder
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ def add_parser(sub) -> None:
         "(--otsu, else RELEASE/../qc/otsu.json, else the Otsu of the scored labels).",
     )
     p.add_argument("pred", help="prediction folder written by `ultrabones predict`")
-    p.add_argument("release", help="release folder")
+    p.add_argument(
+        "release", type=release_folder, help="release folder or its manifest.sha256"
+    )
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument(
         "--eps", nargs="+", type=float, default=list(DEFAULT_EPS_MM), help="mm"

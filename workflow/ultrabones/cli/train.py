@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .options import release_folder
+
 log = logging.getLogger(__name__)
 
 
@@ -15,7 +17,11 @@ def add_parser(sub) -> None:
         description="Trains on the train split, reports the loss on the val split, "
         "checkpoints every epoch in MODEL_DIR.wip and resumes from it after a kill.",
     )
-    p.add_argument("release", help="release folder (labels/, splits.csv, manifest)")
+    p.add_argument(
+        "release",
+        type=release_folder,
+        help="release folder (labels/, splits.csv) or its manifest.sha256",
+    )
     p.add_argument("--out", required=True, help="model folder")
     p.add_argument("--epochs", type=int, default=50, help="epochs in all")
     p.add_argument(
