@@ -554,7 +554,7 @@ def misalignment_mm(scene, full_true, grid: ImageGrid, ct_from_image_est) -> flo
     (``ultrabones.engine.bench.label_error_mm``, the same function the engine's
     benchmark scores with). NaN when either label is empty.
     """
-    from ..engine.bench import label_error_mm
+    from ..studies.bench import label_error_mm
 
     est = full_label(scene, ct_from_image_est, grid, gamma_mm=GAMMA_MM)
     return label_error_mm(est, full_true, spacing_mm=grid.spacing_mm)

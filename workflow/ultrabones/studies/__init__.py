@@ -1,4 +1,6 @@
 """Studies and benchmarks of the pipeline, kept apart from the production code.
 
-``honesty``: does the label engine behave on simulated frames as on real ones.
+``bench``: the label engine's speed and outcome on a record, scored on the
+simulator's truth. ``honesty``: does the label engine behave on simulated frames as
+on real ones. ``model_baseline``: the U-Net against trivial segmenters and truths.
 """

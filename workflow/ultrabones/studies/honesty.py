@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..engine.bench import bound_hits, run_frames
 from ..transforms import (
     POSE_COLUMNS,
     apply_rigid,
@@ -20,6 +19,7 @@ from ..transforms import (
     matrix_from_params,
     points_image_from_rc,
 )
+from .bench import bench_table, bound_hits
 
 __all__ = [
     "CURVE_FACTOR",
@@ -64,7 +64,7 @@ def image_motion_mm(table: pd.DataFrame, calibration) -> np.ndarray:
     Parameters
     ----------
     table : DataFrame
-        Rows of ``engine.bench.run_frames``: the pose columns, initial and
+        Rows of ``studies.bench.bench_table``: the pose columns, initial and
         ``*_refined``.
     calibration : Calibration
         Of the frames' record (``probe_from_image``, image shape, spacing).
@@ -91,13 +91,15 @@ def image_motion_mm(table: pd.DataFrame, calibration) -> np.ndarray:
 def engine_runs(sources, params, lambdas) -> pd.DataFrame:
     """Run the engine at each lambda on every source's frames, each frame alone.
 
-    No warm start, so every lambda meets the same searches (as ``select-lambda``).
+    Through ``label-sweep``'s frame loop (``sweep.local.label_tasks``) without its
+    sweep-level steps: no warm start and no sweep step, so every lambda meets the
+    same searches and each frame's behaviour is its own.
 
     Parameters
     ----------
     sources : iterable of (str, list, SpecimenModel, Calibration)
-        Name, ``(timestamp, image, ct_from_probe)`` frames, model and calibration
-        of each sweep.
+        Name, frame tasks (``sweep.local.record_tasks``), model and calibration of
+        each sweep.
     params : EngineParams
         Engine settings; ``lam`` is replaced by each of ``lambdas``.
     lambdas : sequence of float
@@ -106,17 +108,18 @@ def engine_runs(sources, params, lambdas) -> pd.DataFrame:
     Returns
     -------
     runs : DataFrame
-        The rows of ``run_frames`` with ``source``, ``lam``, ``lateral_mm`` and
+        The rows of ``bench_table`` with ``source``, ``lam``, ``lateral_mm`` and
         ``axial_mm`` (:func:`image_motion_mm`).
     """
+    from ..sweep.local import kernel_of, label_tasks
+
+    alone = replace(params, warm_start_frames=0, refinement="frame")
     tables = []
     for name, frames, model, calibration in sources:
         for lam in lambdas:
-            p = replace(params, lam=float(lam))
-            # Drop each frame's masks as it ends: only the table is used.
-            table, _ = run_frames(
-                frames, model, calibration, p, keep_masks=lambda *_: None
-            )
+            p = replace(alone, lam=float(lam))
+            kernel = kernel_of(calibration, model, p)
+            table = bench_table(label_tasks(frames, kernel))
             motion = image_motion_mm(table, calibration)
             tables.append(
                 table.assign(
