@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ultrabones.engine.bench import image_grid_rc
 from ultrabones.io.record import open_record
+from ultrabones.studies.bench import image_grid_rc
 from ultrabones.transforms import (
     POSE_COLUMNS,
     apply_rigid,

@@ -22,17 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ultrabones.cli.bench import _frames, _true_placement, _truth_dir, _warm_start
 from ultrabones.engine import EngineParams, prepare_specimen, process_frame
-from ultrabones.engine.bench import pose_errors, truth_row
 from ultrabones.engine.confidence import (
     FEATURES,
     frame_features,
     neighbour_distance_mm,
 )
+from ultrabones.errors import InputDataError
 from ultrabones.io.png import read_png
 from ultrabones.io.record import open_record
 from ultrabones.io.stl import read_stl
+from ultrabones.studies.bench import pose_errors, true_placement, truth_dir, truth_row
+from ultrabones.sweep.local import kernel_of, record_tasks, warm_start
 from ultrabones.transforms import matrix_from_params, params_from_matrix
 
 
@@ -45,9 +46,21 @@ def _offset(rng) -> np.ndarray:
     return np.r_[t, r]
 
 
+def _frames(record, rows):
+    """Yield ``(timestamp, image, ct_from_probe)`` of the record rows ``rows``."""
+    T = record.ct_from_probe()
+    for i in rows:
+        stamp = int(record.poses["timestamp"].iat[i])
+        try:
+            image = read_png(record.image_path(stamp))
+        except InputDataError:
+            image = None
+        yield stamp, image, T[i]
+
+
 def measure(root, *, seed, frames, inject, sweep_bone) -> pd.DataFrame:
     record = open_record(root)
-    truth = _truth_dir(root)
+    truth = truth_dir(root)
     params = EngineParams(min_confidence=0.0)
     bones = {k: read_stl(p) for k, p in record.bone_paths.items()}
     model = prepare_specimen(bones, params=params)
@@ -59,8 +72,10 @@ def measure(root, *, seed, frames, inject, sweep_bone) -> pd.DataFrame:
     if frames and frames < with_image.size:
         start = rng.integers(0, with_image.size - frames + 1)
         rows = with_image[start : start + frames]  # consecutive: a sweep's stretch
-    prior = _warm_start(record, model, params)
-    placement = _true_placement(truth) if truth is not None else {}
+    prior, _ = warm_start(
+        record_tasks(record, params), kernel_of(record.calibration, model, params)
+    )
+    placement = true_placement(truth) if truth is not None else {}
     cal = record.calibration
     out = []
     for stamp, image, ct_from_probe in _frames(record, rows):

@@ -8,7 +8,7 @@ import pytest
 from bench_fixtures import SHAPE, SPACING, calibration
 
 from ultrabones.engine import FrameResult
-from ultrabones.engine.bench import (
+from ultrabones.studies.bench import (
     curve_offset_mm,
     image_grid_rc,
     pose_errors,

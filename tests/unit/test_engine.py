@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
-from ultrabones.engine.bench import pose_errors
 from ultrabones.engine.frame import _lit
 from ultrabones.engine.geometry import (
     FrameGeometry,
@@ -21,11 +20,12 @@ from ultrabones.engine.labels import (
     render_label,
     shadow_mask,
 )
-from ultrabones.engine.lam import choose_lambda
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.refine import _population, at_bound
 from ultrabones.engine.warm import pilot_indices, sweep_prior
 from ultrabones.io.calibration import Calibration
+from ultrabones.studies.bench import pose_errors
+from ultrabones.sweep.lam import choose_lambda
 from ultrabones.transforms import matrix_from_params, params_from_matrix
 from ultrabones.vocabulary import Reason
 
@@ -239,7 +239,7 @@ def test_model_save_load_round_trip_is_byte_identical(cyl_model, tmp_path):
 
 
 def test_label_error_of_shifted_line_is_the_shift():
-    from ultrabones.engine.bench import label_error_mm
+    from ultrabones.evaluate.metrics import label_error_mm
 
     a = np.zeros(SHAPE, bool)
     b = np.zeros(SHAPE, bool)
@@ -249,7 +249,7 @@ def test_label_error_of_shifted_line_is_the_shift():
 
 
 def test_label_error_of_empty_mask_is_nan():
-    from ultrabones.engine.bench import label_error_mm
+    from ultrabones.evaluate.metrics import label_error_mm
 
     a = np.zeros(SHAPE, bool)
     assert np.isnan(label_error_mm(a, a | True, spacing_mm=SPACING))

@@ -175,11 +175,11 @@ def fake_engine_runs(sources, params, lambdas):
     rows = []
     for name, frames, _, _ in sources:
         for lam in lambdas:
-            for stamp, _, ct_from_probe in frames:
+            for task in frames:
                 eps = np.zeros(6)
                 eps[0] = params.bounds_mm if params.objective == "eq3" else 0.1
-                pose = params_from_matrix(ct_from_probe)
-                row = {"source": name, "lam": float(lam), "timestamp": stamp}
+                pose = np.asarray(task.pose)
+                row = {"source": name, "lam": float(lam), "timestamp": task.timestamp}
                 refined = [f"{c}_refined" for c in POSE_COLUMNS]
                 row |= dict(zip(POSE_COLUMNS, pose, strict=True))
                 row |= dict(zip(refined, pose + eps, strict=True))

@@ -113,3 +113,45 @@ def test_engine_params_bound_the_sample_spacing(spacing_mm):
     with pytest.raises(ParameterError, match="sample_spacing_mm must be >= 0.1 mm"):
         EngineParams(sample_spacing_mm=spacing_mm)
     assert EngineParams(sample_spacing_mm=0.1).sample_spacing_mm == 0.1
+
+
+def test_the_bench_path_labels_as_label_sweep(tmp_path):
+    # sweep.local (the bench, select-lambda) runs label-sweep's tasks, warm start,
+    # frame loop and sweep step in this process: the same poses as the store's
+    import numpy as np
+
+    from ultrabones.engine import SpecimenModel
+    from ultrabones.io.record import open_record
+    from ultrabones.sweep import plan_tasks
+    from ultrabones.sweep.local import kernel_of, label_tasks, warm_start
+
+    record, model = write_record(tmp_path)
+    out = tmp_path / "out.zarr"
+    assert label_sweep(record, model, out, "--seed", "3") == 0
+    ds = open_store(out)
+    opened = open_record(record)
+    params = EngineParams(seed=3, warm_start_frames=2)
+    kernel = kernel_of(opened.calibration, SpecimenModel.load(model), params)
+    tasks = plan_tasks(opened, seed=3, specimen="S01", sweep="tibia-1")
+    prior, pilots = warm_start(tasks, kernel)
+    assert json.loads(ds.attrs["warm_start"])["pilots"] == pilots
+    fields = label_tasks(tasks, kernel, prior=prior)
+    refined = np.array([f["pose_refined"] for f in fields])
+    np.testing.assert_array_equal(refined, ds["pose_refined"].values)
+    assert all(f["ms"] > 0 and "image" not in f for f in fields)
+
+
+def test_lambda_table_runs_each_lambda_through_the_sweep_loop(tmp_path):
+    from ultrabones.engine import SpecimenModel
+    from ultrabones.io.record import open_record
+    from ultrabones.sweep.lam import choose_lambda, lambda_table
+
+    record, model = write_record(tmp_path)
+    opened = open_record(record)
+    params = EngineParams(warm_start_frames=2)
+    table = lambda_table(
+        opened, SpecimenModel.load(model), params, [0, 2, 3], lambdas=(0.1, 10.0)
+    )
+    assert table["lam"].tolist() == [0.1, 10.0]
+    assert (table["frames"] == 3).all()
+    assert choose_lambda(table)[0] in (0.1, 10.0)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _lambdas(params) -> list[float]:
     """Return the paper's lambda grid plus the engine's default lambda."""
-    from ..engine.lam import LAMBDAS
+    from ..sweep.lam import LAMBDAS
 
     return sorted({*LAMBDAS, params.lam})
 
@@ -138,9 +138,15 @@ def _sweeps(preset) -> list[str]:
 
 
 def _sweep_frames(record, rows):
-    from .bench import _frames
+    """Return the tasks of the record rows ``rows``, seeded as ``label-sweep`` seeds.
 
-    return list(_frames(record, rows))
+    The run seed is the engine's default (the study's ``EngineParams()``).
+    """
+    from ..engine import EngineParams
+    from ..sweep.local import record_tasks
+
+    tasks = record_tasks(record, EngineParams())
+    return [tasks[int(i)] for i in rows]
 
 
 def _model(record, params):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_engine_options, engine_kwargs
+
 __all__ = ["add_parser", "run"]
+
+#: ``EngineParams`` fields without an option here: ``--seed`` seeds the frame sample,
+#: and each candidate replaces ``lam``.
+OWN_OPTIONS = ("seed", "lam")
 
 
 def add_parser(sub) -> None:
@@ -18,16 +24,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--frames", type=int, default=20, help="frames to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument(
-        "--objective",
-        default="robust",
-        help="robust (default), eq3 or authors (see EngineParams.objective)",
-    )
+    add_engine_options(p, exclude=OWN_OPTIONS)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run every lambda, write the table, plot and choice."""
+    """Run every lambda, write the table, plot and choice.
+
+    Each lambda labels the sampled frames as ``label-sweep`` would with it: warm
+    start, refinement and the other engine options as given (defaults as
+    ``EngineParams``).
+    """
     import json
     from pathlib import Path
 
@@ -35,10 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import EngineParams, SpecimenModel
     from ..engine.figures import lambda_figure
-    from ..engine.lam import choose_lambda, lambda_table
     from ..io.record import open_record
     from ..io.tables import write_table
-    from .bench import _frames
+    from ..sweep.lam import choose_lambda, lambda_table
 
     record = open_record(args.record)
     model = SpecimenModel.load(args.model)
@@ -47,11 +53,9 @@ def run(args: argparse.Namespace) -> int:
     rows = np.sort(
         rng.choice(with_image, min(args.frames, with_image.size), replace=False)
     )
-    params = EngineParams(objective=args.objective)
+    params = EngineParams(**engine_kwargs(args, exclude=OWN_OPTIONS))
     truth = _truth_reader(args.truth) if args.truth else None
-    table = lambda_table(
-        _frames(record, rows), model, record.calibration, params, truth=truth
-    )
+    table = lambda_table(record, model, params, rows, truth=truth)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "lambda.csv", table, precision="measured")

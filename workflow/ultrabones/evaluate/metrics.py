@@ -39,6 +39,7 @@ __all__ = [
     "aggregate_scores",
     "fractions_within",
     "frame_scores",
+    "label_error_mm",
     "region_masks",
 ]
 
@@ -242,3 +243,18 @@ def aggregate_scores(scores, *, eps_mm, region_names=REGIONS) -> dict:
             entry[metric], counts[metric] = _mean_or_none(stack)
         out[name] = {**entry, "frames": counts}
     return out
+
+
+def label_error_mm(a: np.ndarray, b: np.ndarray, *, spacing_mm) -> float:
+    """Return the symmetric mean distance (mm) between two masks' pixel centres.
+
+    The mean over the pixels of both masks of the distance to the other mask
+    (NaN when either mask is empty).
+    """
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if not (a.any() and b.any()):
+        return float("nan")
+    sampling = (spacing_mm[1], spacing_mm[0])
+    d_to_b = distance_transform_edt(~b, sampling=sampling)
+    d_to_a = distance_transform_edt(~a, sampling=sampling)
+    return float((d_to_b[a].sum() + d_to_a[b].sum()) / (a.sum() + b.sum()))

@@ -553,10 +553,10 @@ def misalignment_mm(scene, full_true, grid: ImageGrid, ct_from_image_est) -> flo
 
     The symmetric mean distance between the pixel centres of the full label under the
     record's pose (``ct_from_image_est``) and of the true full label ``full_true``
-    (``ultrabones.engine.bench.label_error_mm``, the same function the engine's
+    (``ultrabones.evaluate.metrics.label_error_mm``, the same function the engine's
     benchmark scores with). NaN when either label is empty.
     """
-    from ..engine.bench import label_error_mm
+    from ..evaluate.metrics import label_error_mm
 
     est = full_label(scene, ct_from_image_est, grid, gamma_mm=GAMMA_MM)
     return label_error_mm(est, full_true, spacing_mm=grid.spacing_mm)

@@ -1,5 +1,7 @@
 """Studies and benchmarks of the pipeline, kept apart from the production code.
 
+``bench``: the label engine's speed and outcome on a record, scored on the
+simulator's truth.
 ``honesty``: does the label engine behave on simulated frames as on real ones.
 ``appearance``: do simulated frames look like real ones (grey levels, bone echo,
 speckle, spectrum), and the figures that show it.

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..engine.bench import bound_hits, run_frames
+from ..sweep.table import bound_hits, frame_table
 from ..transforms import (
     POSE_COLUMNS,
     apply_rigid,
@@ -64,7 +64,7 @@ def image_motion_mm(table: pd.DataFrame, calibration) -> np.ndarray:
     Parameters
     ----------
     table : DataFrame
-        Rows of ``engine.bench.run_frames``: the pose columns, initial and
+        Rows of ``studies.bench.frame_table``: the pose columns, initial and
         ``*_refined``.
     calibration : Calibration
         Of the frames' record (``probe_from_image``, image shape, spacing).
@@ -91,13 +91,15 @@ def image_motion_mm(table: pd.DataFrame, calibration) -> np.ndarray:
 def engine_runs(sources, params, lambdas) -> pd.DataFrame:
     """Run the engine at each lambda on every source's frames, each frame alone.
 
-    No warm start, so every lambda meets the same searches (as ``select-lambda``).
+    Through ``label-sweep``'s frame loop (``sweep.local.label_tasks``) without its
+    sweep-level steps: no warm start and no sweep step, so every lambda meets the
+    same searches and each frame's behaviour is its own.
 
     Parameters
     ----------
     sources : iterable of (str, list, SpecimenModel, Calibration)
-        Name, ``(timestamp, image, ct_from_probe)`` frames, model and calibration
-        of each sweep.
+        Name, frame tasks (``sweep.local.record_tasks``), model and calibration of
+        each sweep.
     params : EngineParams
         Engine settings; ``lam`` is replaced by each of ``lambdas``.
     lambdas : sequence of float
@@ -106,17 +108,18 @@ def engine_runs(sources, params, lambdas) -> pd.DataFrame:
     Returns
     -------
     runs : DataFrame
-        The rows of ``run_frames`` with ``source``, ``lam``, ``lateral_mm`` and
+        The rows of ``frame_table`` with ``source``, ``lam``, ``lateral_mm`` and
         ``axial_mm`` (:func:`image_motion_mm`).
     """
+    from ..sweep.local import kernel_of, label_tasks
+
+    alone = replace(params, warm_start_frames=0, refinement="frame")
     tables = []
     for name, frames, model, calibration in sources:
         for lam in lambdas:
-            p = replace(params, lam=float(lam))
-            # Drop each frame's masks as it ends: only the table is used.
-            table, _ = run_frames(
-                frames, model, calibration, p, keep_masks=lambda *_: None
-            )
+            p = replace(alone, lam=float(lam))
+            kernel = kernel_of(calibration, model, p)
+            table = frame_table(label_tasks(frames, kernel))
             motion = image_motion_mm(table, calibration)
             tables.append(
                 table.assign(
@@ -215,7 +218,7 @@ def _row(target, sim, real, rule, passed) -> dict:
 def appearance_rows(doc: dict) -> list[dict]:
     """Return one target row per statistic the appearance comparison compared.
 
-    ``doc`` is ``simulate.appearance.compare(sim, real)`` (possibly with more keys):
+    ``doc`` is ``studies.appearance.compare(sim, real)`` (possibly with more keys):
     every entry of its ``statistics`` becomes a row with that module's own verdict
     (``pass``: relative difference within its ``tolerance``), so statistics added
     there appear here.

@@ -8,6 +8,11 @@ the frames that stray from the sweep's correction (``refinement: sweep``,
 :mod:`ultrabones.engine.consistency`), then scores the sweep's frames together
 (:func:`confidence_check`) and publishes. Each step on the work-in-progress store
 (:mod:`.store_io`) resumes after a kill.
+
+The bench, ``select-lambda`` (:mod:`.lam`) and the studies run the same steps in
+their own process (:mod:`.local`, on the in-process :class:`~.cluster.Serial`
+client): one frame loop, one warm start and one sweep step for all, one row each
+in the per-frame table of :mod:`.table`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The kernel arguments (``frame_fn``, ``shape``, ``model``, ``calibration``,
 ``params``) travel as keyword arguments, which Dask resolves when they are scattered
 futures; the workers run the Dask-free :mod:`~ultrabones.sweep.frames`.
+:func:`pilot_prior` and :func:`refit_frames` (the warm start and the sweep step)
+take any client with ``submit``, ``gather`` and ``scatter``: ``label-sweep`` hands
+them a Dask client, the bench and ``select-lambda`` the in-process :class:`Serial`.
 """
 
 from __future__ import annotations
@@ -10,17 +13,43 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..vocabulary import Reason
-from .frames import run_chunk, run_frame
+from .frames import label_frames, run_chunk, run_frame
 from .plan import FrameTask
 
-__all__ = ["label_chunks", "pilot_prior", "refit_frames"]
+__all__ = ["Serial", "label_chunks", "pilot_prior", "refit_frames"]
 
 log = logging.getLogger(__name__)
+
+
+class Serial:
+    """A Dask client's stand-in that runs each task here, when it is gathered.
+
+    ``submit`` defers a call, ``gather`` yields the results one by one (so a long
+    run holds one frame's masks at a time) and ``scatter`` hands its value back.
+
+    Examples
+    --------
+    >>> client = Serial()
+    >>> list(client.gather([client.submit(divmod, 7, 2, pure=False)]))
+    [(3, 1)]
+    """
+
+    def submit(self, fn: Callable, *args, pure: bool = True, **kwargs):
+        """Return the call ``fn(*args, **kwargs)``, not run yet (``pure`` unused)."""
+        return functools.partial(fn, *args, **kwargs)
+
+    def gather(self, futures: Iterable[Callable]) -> Iterator:
+        """Run the submitted calls in order, yielding each result."""
+        return (call() for call in futures)
+
+    def scatter(self, value, **_):
+        """Return ``value`` (this process is the only worker)."""
+        return value
 
 
 def _scatter(client, kernel: dict) -> dict:
@@ -50,7 +79,8 @@ def pilot_prior(client, tasks: Sequence[FrameTask], *, n: int, **kernel):
 
     Pilots are picked among the rows with a usable image
     (:func:`~ultrabones.engine.warm.pilot_indices`) and run alone (no prior) on the
-    client; the warm start is the median of the kept ones' corrections, or None.
+    client; the warm start is the median of the kept ones' corrections, or None
+    (also when ``n`` is 0: nothing is sent to the client).
 
     Returns
     -------
@@ -62,6 +92,8 @@ def pilot_prior(client, tasks: Sequence[FrameTask], *, n: int, **kernel):
 
     usable = [i for i, t in enumerate(tasks) if t.status == Reason.OK and t.image_path]
     picked = [tasks[i] for i in pilot_indices(np.array(usable, dtype=int), n)]
+    if not picked:
+        return None, []
     shared = _scatter(client, kernel)
     futures = [client.submit(_pilot_eps, t, pure=False, **shared) for t in picked]
     eps = [e for e in client.gather(futures) if e is not None]
@@ -111,13 +143,22 @@ def label_chunks(
             progress.update(frames)
 
 
-def refit_frames(client, tasks, frames, starts, *, frame_fn, **kernel) -> list[dict]:
+def _refit_frame(task: FrameTask, start, *, frame_fn, **kernel) -> dict:
+    """Label one frame from ``start``: its fields (:func:`label_frames`)."""
+    frame_fn = functools.partial(frame_fn, start=np.asarray(start))
+    return next(label_frames([task], frame_fn=frame_fn, **kernel))
+
+
+def refit_frames(client, tasks, frames, starts, *, frame_fn, **kernel) -> Iterable:
     """Refine ``frames`` again from their sweep-consistent ``starts`` (pass two).
 
-    Each frame runs as a one-frame chunk (:func:`run_chunk`) on the client, with
-    ``frame_fn(..., start=start)`` in the residual box of
-    :func:`~ultrabones.engine.consistency.residual_params`; returns the per-variable
-    arrays of each, in the order of ``frames``.
+    Each frame runs alone on the client, with ``frame_fn(..., start=start)`` in the
+    residual box of :func:`~ultrabones.engine.consistency.residual_params`.
+
+    Returns
+    -------
+    fields : iterable of dict
+        The fields of each frame (:func:`label_frames`), in the order of ``frames``.
     """
     from ..engine.consistency import residual_params
 
@@ -125,9 +166,10 @@ def refit_frames(client, tasks, frames, starts, *, frame_fn, **kernel) -> list[d
     shared = _scatter(client, kernel)
     futures = [
         client.submit(
-            run_chunk,
-            [tasks[int(i)]],
-            frame_fn=functools.partial(frame_fn, start=np.asarray(start)),
+            _refit_frame,
+            tasks[int(i)],
+            np.asarray(start),
+            frame_fn=frame_fn,
             pure=False,
             **shared,
         )

@@ -1,22 +1,21 @@
-"""The per-frame kernel of a sweep inside a worker: plain NumPy, never Dask.
+"""The one loop over a sweep's frames: plain NumPy, never Dask.
 
-:func:`run_chunk` reads the frames of one store chunk, applies the kernel
-(:func:`ultrabones.engine.process_frame` by default) to each and stacks the fields
-into the store's per-variable arrays; a frame's fault becomes that frame's reason.
-
-``engine.bench.run_frames`` is another loop over frames, kept apart on purpose: it
-seeds each frame by its timestamp (this one by :func:`~.plan.frame_seed`), hands the
-engine frames without an image (here they never reach it), lets an engine error fail
-the bench (here it becomes ``engine_error``), and times each frame into a table
-row. One generator for both would change one output or the other (the bench's seeds
-and its failing on an engine error, or the store's ``engine_error`` rows), unless it
-took a switch for each of these differences; so each loop stays by its output.
+:func:`label_frames` yields the fields of each frame of a list of tasks
+(:func:`~.plan.plan_tasks`: one per row of the poses table, seeded by
+:func:`~.plan.frame_seed`) with its wall and CPU time; :func:`run_frame` labels one.
+A row without a usable image never reaches the engine and keeps its reason; an
+engine exception becomes that frame's ``engine_error``. Every labelling goes through
+it: ``label-sweep``'s chunk workers (:func:`run_chunk` stacks the fields into the
+store's per-variable arrays), its pilots and its frames refined again
+(:mod:`.cluster`), and in this process the bench, ``select-lambda`` and the studies
+(:mod:`.local`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from ..transforms import POSE_COLUMNS, matrix_from_params
 from ..vocabulary import MASKS, Reason
 from .plan import FrameTask
 
-__all__ = ["run_chunk", "run_frame"]
+__all__ = ["label_frames", "run_chunk", "run_frame", "stack_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,25 @@ def _load_image(task: FrameTask, shape: tuple) -> tuple[np.ndarray | None, str]:
 
 
 def run_frame(task: FrameTask, *, frame_fn, shape, model, calibration, params):
-    """Label one frame; return its store fields (its fault becomes its reason)."""
+    """Label one frame; return its store fields (its fault becomes its reason).
+
+    Parameters
+    ----------
+    task : FrameTask
+    frame_fn : callable
+        The engine, :func:`ultrabones.engine.process_frame` (with a ``prior`` or a
+        ``start`` bound, as the sweep's step needs).
+    shape : tuple of int
+        The record's image shape ``(rows, cols)``.
+    model, calibration, params
+        Passed to ``frame_fn``.
+
+    Returns
+    -------
+    fields : dict
+        The store's per-frame variables but ``status`` (``image`` and the masks only
+        for a frame whose image was read).
+    """
     image, reason = _load_image(task, shape)
     if image is None:
         return _empty_frame(task, reason)
@@ -104,6 +121,31 @@ def _frame_fields(task: FrameTask, image: np.ndarray, result, shape) -> dict:
     return out
 
 
+def label_frames(tasks: Sequence[FrameTask], **kernel) -> Iterator[dict]:
+    """Yield the fields of each task's frame, in order, with its timestamp and times.
+
+    Parameters
+    ----------
+    tasks : sequence of FrameTask
+    **kernel
+        ``frame_fn``, ``shape``, ``model``, ``calibration``, ``params`` of
+        :func:`run_frame`.
+
+    Yields
+    ------
+    fields : dict
+        :func:`run_frame`'s fields plus ``timestamp`` (ms), ``ms`` and ``cpu_ms``
+        (wall and CPU time of the frame, image reading included).
+    """
+    for task in tasks:
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = run_frame(task, **kernel)
+        out["ms"] = (time.perf_counter() - t0) * 1e3
+        out["cpu_ms"] = (time.process_time() - c0) * 1e3
+        out["timestamp"] = task.timestamp
+        yield out
+
+
 def run_chunk(
     tasks: Sequence[FrameTask],
     *,
@@ -117,22 +159,21 @@ def run_chunk(
 
     Runs inside a worker: plain NumPy, no Dask. A frame's fault becomes its reason.
     """
-    frames = [
-        run_frame(
-            t,
-            frame_fn=frame_fn,
-            shape=shape,
-            model=model,
-            calibration=calibration,
-            params=params,
-        )
-        for t in tasks
-    ]
-    return _stack(frames, shape)
+    frames = label_frames(
+        tasks,
+        frame_fn=frame_fn,
+        shape=shape,
+        model=model,
+        calibration=calibration,
+        params=params,
+    )
+    return stack_frames(list(frames), shape)
 
 
-def _stack(frames: list[dict], shape: tuple) -> dict:
+def stack_frames(frames: list[dict], shape: tuple) -> dict:
     """Stack frame fields into chunk arrays; absent images and masks are zero.
+
+    Only the store's variables (``FRAME_VARIABLES``) are kept.
 
     The zero planes are allocated, not copied, so a row without an image costs
     next to nothing.

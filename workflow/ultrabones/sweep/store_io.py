@@ -18,6 +18,7 @@ from ..store import as_str, chunk_dataset
 from ..vocabulary import MASKS
 from .checks import confidence_check
 from .cluster import pilot_prior, refit_frames
+from .frames import stack_frames
 
 __all__ = [
     "apply_confidence_check",
@@ -53,11 +54,7 @@ def warm_start(work, client, tasks, kernel) -> dict:
         log.info("%s: warm start from the saved sweep results", work.out)
         return saved
     n = kernel["params"].warm_start_frames
-    prior, pilots = (None, [])
-    if n:
-        prior, pilots = pilot_prior(
-            client, tasks, n=n, frame_fn=process_frame, **kernel
-        )
+    prior, pilots = pilot_prior(client, tasks, n=n, frame_fn=process_frame, **kernel)
     doc = {
         "eps": None if prior is None else [float(v) for v in prior],
         "pilots": pilots,
@@ -97,11 +94,12 @@ def sweep_refit(work, client, tasks, kernel) -> None:
         work.save_sweep(doc)
     frames = doc["refit"]["frames"]
     starts = np.asarray(doc["refit"]["starts"], float).reshape(-1, 6)
-    arrays = refit_frames(
+    fields = refit_frames(
         client, tasks, frames, starts, frame_fn=process_frame, **kernel
     )
-    for i, frame in zip(frames, arrays, strict=True):
-        write_region(work.store, slice(i, i + 1), chunk_dataset(frame))
+    for i, frame in zip(frames, fields, strict=True):
+        arrays = stack_frames([frame], kernel["shape"])
+        write_region(work.store, slice(i, i + 1), chunk_dataset(arrays))
     doc["refit"]["done"] = True
     work.save_sweep(doc)
     log.info(

@@ -1,11 +1,21 @@
-"""Choice of the fiducial penalty weight lambda, with or without ground truth."""
+"""Choice of the fiducial penalty weight lambda, with or without ground truth.
+
+Each candidate lambda labels the same frames as ``label-sweep`` would with it
+(:mod:`.local`: the same seeds, warm start and sweep step, the other engine
+parameters as configured); :func:`choose_lambda` reads the summary rows.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from .bench import bound_hits, label_error_mm, run_frames
+from ..evaluate.metrics import label_error_mm
+from ..vocabulary import Reason
+from .local import kernel_of, label_tasks, record_tasks, warm_start
+from .table import bound_hits, frame_table
 
 __all__ = ["LAMBDAS", "choose_lambda", "lambda_table"]
 
@@ -21,42 +31,67 @@ MAX_DISCARDED = 0.187
 
 
 def lambda_table(
-    frames, model, calibration, params, lambdas=LAMBDAS, *, truth=None
+    record, model, params, rows, lambdas=LAMBDAS, *, truth=None
 ) -> pd.DataFrame:
-    """Run the engine for each lambda on the same frames; one summary row each.
+    """Label the same record rows at each lambda; one summary row each.
 
-    ``truth(stamp)``, when given, returns the true full label of a frame (bool mask);
-    the table then also holds ``label_error_mm_median``, the median over kept
-    frames of the label error of the refined full label against it.
+    Parameters
+    ----------
+    record : Record
+        The opened record; the warm start's pilots are spread over all its rows.
+    model : SpecimenModel
+    params : EngineParams
+        The engine's settings; ``lam`` is replaced by each of ``lambdas``.
+    rows : sequence of int
+        The poses table rows to label, in time order.
+    lambdas : sequence of float
+    truth : callable, optional
+        ``truth(stamp)`` returns the true full label of a frame (bool mask); the
+        table then also holds ``label_error_mm_median``, the median over kept
+        frames of the label error of the refined full label against it.
+
+    Returns
+    -------
+    table : DataFrame
+        One row per lambda (see :func:`choose_lambda`).
     """
-    from dataclasses import replace
-
-    frames = list(frames)
-    rows = []
+    rows_out = []
     for lam in lambdas:
         p = replace(params, lam=float(lam))
-        errors = []
-
-        def score(stamp, res, errors=errors):
-            if res.kept:
-                errors.append(
-                    label_error_mm(
-                        res.masks["full_refined"],
-                        truth(stamp),
-                        spacing_mm=calibration.pixel_spacing_mm,
-                    )
-                )
-
-        table, _ = run_frames(
-            frames, model, calibration, p, keep_masks=score if truth else None
-        )
+        kernel = kernel_of(record.calibration, model, p)
+        tasks = record_tasks(record, p)
+        prior, _ = warm_start(tasks, kernel)
+        errors = {}
+        keep = None if truth is None else _scorer(truth, errors, record.calibration)
+        picked = [tasks[int(i)] for i in rows]
+        table = frame_table(label_tasks(picked, kernel, prior=prior, keep=keep))
         row = _summary_row(table, p)
         if truth is not None:
+            kept = [e for e in errors.values() if np.isfinite(e)]
             row["label_error_mm_median"] = (
-                float(np.nanmedian(errors)) if errors else float("nan")
+                float(np.median(kept)) if kept else float("nan")
             )
-        rows.append(row)
-    return pd.DataFrame(rows)
+        rows_out.append(row)
+    return pd.DataFrame(rows_out)
+
+
+def _scorer(truth, errors: dict, calibration):
+    """Return a ``keep`` putting each frame's label error in ``errors`` (NaN: not kept).
+
+    A frame refined again overwrites its first pass's error.
+    """
+
+    def score(fields: dict) -> None:
+        stamp = int(fields["timestamp"])
+        errors[stamp] = float("nan")
+        if fields["reason"] == Reason.OK.value:
+            errors[stamp] = label_error_mm(
+                np.asarray(fields["full_refined"], bool),
+                truth(stamp),
+                spacing_mm=calibration.pixel_spacing_mm,
+            )
+
+    return score
 
 
 def _summary_row(table: pd.DataFrame, params) -> dict:
