@@ -22,8 +22,12 @@ def _load_layout():
     return recipes
 
 
-#: ``ultrabones.layout``: where a cohort keeps recordings, specimens, sweeps and truth.
+#: ``ultrabones.layout``: where a cohort keeps recordings, specimens, sweeps and truth,
+#: and the names of the release's files.
 layout = _load_layout()
+
+#: The release's files, by their ``ultrabones release`` option (``layout.RELEASE_FILES``).
+RELEASE = {key: str(p) for key, p in layout.release_paths("results/release").items()}
 
 
 #: Specimen and sweep IDs become wildcards and path parts: the whole value must match.
@@ -360,10 +364,15 @@ def bones_folder(wildcards, input):
     return input.bones
 
 
-def engine_options():
-    """The engine section as ``--key value ...`` options, each value shell-quoted."""
+def engine_options(exclude=()):
+    """The engine section as ``--key value ...`` options, each value shell-quoted.
+
+    ``exclude``: keys left out (a command's own options, as select-lambda's lam, seed).
+    """
     words = []
     for key, value in config["engine"].items():
+        if key in exclude:
+            continue
         values = value if isinstance(value, list) else [value]
         words += [f"--{key.replace('_', '-')}", *(shlex.quote(str(v)) for v in values)]
     return " ".join(words)
@@ -399,15 +408,7 @@ def lambda_truth_arg():
 
 def release_files():
     """Every file or folder of the release, as the manifest covers them."""
-    files = [
-        "results/release/labels",
-        "results/release/splits.csv",
-        "results/release/reject_statistics.csv",
-        "results/release/README.md",
-        "results/release/croissant.json",
-        "results/release/CITATION.cff",
-        "results/release/qa/discard_rate.png",
-    ]
+    files = [*RELEASE.values(), "results/release/qa/discard_rate.png"]
     files += per_sweep("results/release/qa/{specimen}/{sweep}/overlays.png")
     files += per_sweep("results/release/qa/{specimen}/{sweep}/corrections.png")
     if is_activated("qc/select_lambda"):

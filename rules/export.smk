@@ -27,16 +27,16 @@ rule build_release:
         stores=per_sweep("results/label/{specimen}/{sweep}.zarr"),
         verified=per_sweep("results/verify/{specimen}/{sweep}.sha256"),
     output:
-        labels=directory("results/release/labels"),
-        splits="results/release/splits.csv",
+        labels=directory(RELEASE["labels"]),
+        splits=RELEASE["splits"],
         stats=report(
-            "results/release/reject_statistics.csv",
+            RELEASE["stats"],
             caption="../report/reject_statistics.rst",
             category="Release",
         ),
-        card="results/release/README.md",
-        croissant="results/release/croissant.json",
-        citation="results/release/CITATION.cff",
+        card=RELEASE["card"],
+        croissant=RELEASE["croissant"],
+        citation=RELEASE["citation"],
     log:
         "logs/build_release/release.log",
     benchmark:
@@ -45,7 +45,6 @@ rule build_release:
         "../envs/ultrabones.yaml"
     threads: 1
     params:
-        out=lambda wildcards, output: str(Path(output.card).parent),
         mode=config["release"]["splits"]["mode"],
         train=config["release"]["splits"]["train"],
         val=config["release"]["splits"]["val"],
@@ -62,7 +61,10 @@ rule build_release:
         " --seed {params.seed:q} --config-hash {params.config_hash:q}"
         " --licence {params.licence:q} --title {params.title:q}"
         " --authors {params.authors:q} --url={params.url:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --labels {output.labels:q} --splits {output.splits:q}"
+        " --stats {output.stats:q} --card {output.card:q}"
+        " --croissant {output.croissant:q} --citation {output.citation:q}"
+        " > {log:q} 2>&1"
 
 
 rule export_public:
@@ -114,7 +116,7 @@ rule export_nnunet:
     input:
         stores=per_sweep("results/label/{specimen}/{sweep}.zarr"),
         verified=per_sweep("results/verify/{specimen}/{sweep}.sha256"),
-        splits="results/release/splits.csv",
+        splits=RELEASE["splits"],
     output:
         dataset=directory("results/release/nnunet"),
     log:

@@ -40,7 +40,7 @@ rule plot_sweep_qa:
 
 rule plot_release_qa:
     input:
-        stats="results/release/reject_statistics.csv",
+        stats=RELEASE["stats"],
     output:
         discard_rate=report(
             "results/release/qa/discard_rate.png",
@@ -173,15 +173,17 @@ if is_activated("qc/select_lambda"):
             mem_mb=4000,
             runtime=120,
         params:
-            out=lambda wildcards, output: str(Path(output.table).parent),
             frames=config["qc"]["select_lambda"]["frames"],
             seed=config["qc"]["select_lambda"]["seed"],
-            objective=config["engine"]["objective"],
+            # the search that labels: every engine option but the candidate lam and
+            # the engine seed (--seed samples the frames)
+            engine=engine_options(exclude=("lam", "seed")),
             truth=lambda_truth_arg(),
         shell:
             "ultrabones select-lambda {input.record:q} --model {input.model:q}"
             " --frames {params.frames:q} --seed {params.seed:q} {params.truth}"
-            " --objective {params.objective:q} --out {params.out:q} > {log:q} 2>&1"
+            " {params.engine} --table {output.table:q} --choice {output.choice:q}"
+            " --figure {output.figure:q} > {log:q} 2>&1"
 
 
 rule audit_sweep_page:
@@ -212,7 +214,7 @@ rule audit_sweep_page:
 
 rule audit_release_index:
     input:
-        stats="results/release/reject_statistics.csv",
+        stats=RELEASE["stats"],
         stores=per_sweep("results/label/{specimen}/{sweep}.zarr"),
         pages=per_sweep("results/release/audit/{specimen}/{sweep}"),
     output:
@@ -232,8 +234,7 @@ rule audit_release_index:
     threads: 1
     resources:
         runtime=10,
-    params:
-        out=lambda wildcards, output: str(Path(output.index).parent),
     shell:
         "ultrabones audit-page {input.stores:q} --stats {input.stats:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --index {output.index:q} --script {output.script:q}"
+        " --style {output.style:q} > {log:q} 2>&1"

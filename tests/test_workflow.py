@@ -148,3 +148,27 @@ def test_scheduler_address_reaches_the_shell_quoted(workdir):
     proc = snakemake(workdir, "-n", "-p", target, "--cores", "1", "--configfile", extra)
     assert proc.returncode == 0, proc.stderr
     assert "--scheduler 'tcp://h:8786;touch PWNED'" in proc.stdout
+
+
+#: select-lambda's outputs: option and extension.
+LAMBDA = (("table", "csv"), ("choice", "json"), ("figure", "png"))
+
+
+def test_select_lambda_passes_its_outputs_and_the_labelling_search(workdir):
+    extra = write_config(workdir, {"qc": {"select_lambda": {"activate": True}}})
+    target = "results/release/qa/lambda/lambda.json"
+    proc = snakemake(workdir, "-n", "-p", target, "--cores", "1", "--configfile", extra)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [s for s in proc.stdout.splitlines() if "ultrabones select-lambda" in s]
+    outputs = {f"--{k} results/release/qa/lambda/lambda.{e}" for k, e in LAMBDA}
+    assert all(o in line for o in outputs), line
+    engine = yaml.safe_load((workdir / "config" / "config.yaml").read_text())["engine"]
+    for key in set(engine) - {"lam", "seed"}:
+        assert f" --{key.replace('_', '-')} " in line, key
+    assert " --lam " not in line and line.count(" --seed ") == 1  # the frame sample's
+
+
+def test_no_rule_hands_a_command_an_outputs_folder(workdir):
+    # each rule passes the paths it declares (the commands check fixed layouts)
+    for path in sorted((workdir / "rules").glob("*.smk")):
+        assert "wildcards, output" not in path.read_text(), path.name

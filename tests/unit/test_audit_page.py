@@ -275,6 +275,42 @@ def test_index_links_each_sweep_page(store, tmp_path):
     assert '<a href="S01/tibia-1/index.html">S01/tibia-1</a>' in html
 
 
+def test_index_takes_the_declared_paths_as_the_rule_does(store, tmp_path):
+    stats = write_stats(tmp_path / "reject_statistics.csv", [store])
+    audit_page(str(store), "--stats", str(stats), "--out", str(tmp_path / "out"))
+    named = {"index": "index.html", "script": "audit.js", "style": "audit.css"}
+    paths = [a for k, n in named.items() for a in (f"--{k}", str(tmp_path / "a" / n))]
+    audit_page(str(store), "--stats", str(stats), *paths)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(named.values())
+    for name in named.values():
+        assert (tmp_path / "a" / name).read_bytes() == (
+            tmp_path / "out" / name
+        ).read_bytes()
+
+
+def test_index_refuses_a_script_away_from_the_page(store, tmp_path):
+    # the page links audit.js and audit.css by name: they sit beside it
+    stats = write_stats(tmp_path / "reject_statistics.csv", [store])
+    page, script = tmp_path / "a" / "index.html", tmp_path / "b" / "audit.js"
+    with pytest.raises(ConfigError) as err:
+        audit_page(
+            str(store), "--stats", str(stats), "--index", str(page),
+            "--script", str(script), "--style", str(tmp_path / "a" / "audit.css"),
+        )  # fmt: skip
+    assert str(err.value).startswith(
+        f"--script {script}: expected {tmp_path / 'a' / 'audit.js'}, "
+        f"beside --index {page} (the index page links audit.js and audit.css by name)"
+    )
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_sweep_page_takes_a_folder_not_index_paths(store, tmp_path):
+    with pytest.raises(ConfigError, match="a sweep page takes --out"):
+        audit_page(str(store), "--index", str(tmp_path / "index.html"))
+    with pytest.raises(ConfigError, match="a sweep page takes --out"):
+        audit_page(str(store))
+
+
 def test_index_without_the_sweeps_row_names_the_table(store, tmp_path):
     other = make_store(tmp_path / "S02.zarr", sweep="fibula-1")
     stats = write_stats(tmp_path / "reject_statistics.csv", [other])

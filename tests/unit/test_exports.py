@@ -11,8 +11,10 @@ import pytest
 from test_store import ATTRS, SHAPE  # the store tests' minimal store
 
 from ultrabones.cli import main
+from ultrabones.io.checksum import list_files
 from ultrabones.io.png import read_png
 from ultrabones.io.store import open_store, open_work, write_variables
+from ultrabones.layout import RELEASE_FILES, release_paths
 from ultrabones.store import FRAME_VARIABLES, encoding, status_of, template_dataset
 
 SWEEPS = (
@@ -74,26 +76,31 @@ def write_inputs(root):
         )
 
 
+#: ``ultrabones release``'s options but its outputs, on the stores of SWEEPS.
+RELEASE_ARGS = [
+    "--split-mode=counts",
+    "--train=2",
+    "--val=0",
+    "--test=1",
+    "--licence=CC-BY-4.0",
+    "--title=tiny",
+    "--authors",
+    "A",
+    "--url=",
+]
+
+
+def stores_of(root) -> list[str]:
+    return [str(root / "label" / s / f"{w}.zarr") for s, w in SWEEPS]
+
+
 def build_release(root):
     """Run release, the three exports and the manifest as the rules do."""
-    stores = [str(root / "label" / s / f"{w}.zarr") for s, w in SWEEPS]
+    stores = stores_of(root)
     out = root / "release"
-    ok = main(
-        [
-            "release",
-            *stores,
-            "--split-mode=counts",
-            "--train=2",
-            "--val=0",
-            "--test=1",
-            "--licence=CC-BY-4.0",
-            "--title=tiny",
-            "--authors",
-            "A",
-            "--url=",
-            f"--out={out}",
-        ]
-    )
+    # the rule passes each declared output (layout.RELEASE_FILES in one folder)
+    paths = [f"--{k}={p}" for k, p in release_paths(out).items()]
+    ok = main(["release", *stores, *RELEASE_ARGS, *paths])
     for store, (s, w) in zip(stores, SWEEPS, strict=True):
         ok += main(["export-public", store, f"--out={out}/public/{s}/{w}"])
     records = [str(root / "poses" / s / w) for s, w in SWEEPS]
@@ -139,6 +146,33 @@ def test_release_stores_are_verified_copies(release):
 
     for specimen, sweep in SWEEPS:
         verify_store(release / "labels" / specimen / f"{sweep}.zarr")
+
+
+def test_release_writes_the_same_bytes_into_a_folder(release, tmp_path):
+    # --out DIR names the same files the rule's declared paths do
+    out = tmp_path / "by-folder"
+    assert (
+        main(["release", *stores_of(release.parent), *RELEASE_ARGS, f"--out={out}"])
+        == 0
+    )
+    for key, path in release_paths(out).items():
+        built = release / RELEASE_FILES[key]
+        files = [f.relative_to(path) for f in list_files(path)]
+        assert files == [f.relative_to(built) for f in list_files(built)], key
+        for name in files:
+            assert (path / name).read_bytes() == (built / name).read_bytes(), name
+
+
+def test_release_refuses_paths_off_its_layout(tmp_path, capsys):
+    write_store(tmp_path / "s.zarr", "S01", "tibia-1", 0)
+    out, splits = tmp_path / "r", tmp_path / "elsewhere" / "splits.csv"
+    args = ["release", str(tmp_path / "s.zarr"), *RELEASE_ARGS[:1], "--train=1"]
+    args += ["--val=0", "--test=0", "--licence=X", "--title=t", "--authors", "A"]
+    assert main([*args, f"--out={out}", f"--splits={splits}"]) == 1
+    err = capsys.readouterr().err
+    assert f"--splits {splits}: expected {out / 'splits.csv'}, beside --labels" in err
+    assert "croissant.json names its tables relative to it" in err
+    assert not out.exists() and not splits.parent.exists()
 
 
 def test_release_refuses_a_corrupted_store(tmp_path, capsys):

@@ -155,3 +155,32 @@ def test_lambda_table_runs_each_lambda_through_the_sweep_loop(tmp_path):
     assert table["lam"].tolist() == [0.1, 10.0]
     assert (table["frames"] == 3).all()
     assert choose_lambda(table)[0] in (0.1, 10.0)
+
+
+def test_select_lambda_writes_the_declared_paths_with_the_engine_options(
+    tmp_path, monkeypatch
+):
+    # the rule passes its outputs and every engine option but lam and seed
+    from ultrabones.sweep import lam
+
+    record, model = write_record(tmp_path)
+    searched, real = [], lam.lambda_table
+
+    def two_lambdas(record, model, params, rows, *, truth=None):
+        searched.append(params)
+        return real(record, model, params, rows, truth=truth, lambdas=(0.1, 10.0))
+
+    monkeypatch.setattr(lam, "lambda_table", two_lambdas)
+    out = {
+        k: tmp_path / k / f"lambda.{e}"
+        for k, e in [("table", "csv"), ("choice", "json"), ("figure", "png")]
+    }
+    args = ["select-lambda", str(record), "--model", str(model), "--frames", "2"]
+    args += ["--warm-start-frames", "2", "--gamma-mm", "0.4", "--refinement", "frame"]
+    assert main([*args, *(a for k, p in out.items() for a in (f"--{k}", str(p)))]) == 0
+    (params,) = searched
+    assert params.gamma_mm == 0.4 and params.refinement == "frame"
+    assert params.warm_start_frames == 2
+    assert pd.read_csv(out["table"])["lam"].tolist() == [0.1, 10.0]
+    assert json.loads(out["choice"].read_text())["lam"] in (0.1, 10.0)
+    assert out["figure"].stat().st_size > 1000

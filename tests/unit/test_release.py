@@ -234,3 +234,19 @@ def test_citation_cff_is_yaml_with_the_paper():
     assert doc["cff-version"] == "1.2.0" and doc["license"] == "CC-BY-4.0"
     assert doc["authors"] == [{"name": "A B"}] and "url" not in doc
     assert doc["references"][0]["title"].startswith("UltraBones100k")
+
+
+def test_croissant_names_the_release_files_of_the_layout():
+    # the release command writes layout.RELEASE_FILES; croissant.json points at them
+    from ultrabones.layout import RELEASE_FILES
+    from ultrabones.release import croissant_metadata
+
+    doc = croissant_metadata(title="t", licence="X", url="", version="0", files={})
+    sources = {
+        field["source"]["fileObject"]["@id"]
+        for records in doc["recordSet"]
+        for field in records["field"]
+    }
+    assert sources == {RELEASE_FILES["splits"], RELEASE_FILES["stats"]}
+    includes = [d["includes"] for d in doc["distribution"] if "includes" in d]
+    assert f"{RELEASE_FILES['labels']}/*/*.zarr/**" in includes

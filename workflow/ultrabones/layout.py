@@ -9,6 +9,8 @@ The one place that knows how a cohort folder is laid out (``docs/data-layout.md`
     <cohort>/truth/...                    the simulator's truth, mirroring the above
     <cohort>/truth/calibration.yaml       the true probe calibration
 
+and the file names of a release folder (:data:`RELEASE_FILES`).
+
 The simulator writes it, the commands read it, and the workflow's rules load this file
 by its path (it imports nothing of the package: the Snakefile parses without it).
 """
@@ -18,9 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "RELEASE_FILES",
     "bones_folder",
     "cohort_of",
     "recording_folder",
+    "release_paths",
     "specimen_folder",
     "sweep_folder",
     "true_calibration",
@@ -30,6 +34,18 @@ __all__ = [
 #: Depth of each kind of folder below its cohort, and the folder that holds it.
 _DEPTH = {"recording": 2, "specimen": 2, "sweep": 4}
 _PARENT = {"recording": "calibration", "specimen": "specimens", "sweep": "sweeps"}
+
+#: What ``ultrabones release`` writes, by its option (``--labels`` ...): the names in
+#: the release folder. croissant.json names the tables relative to that folder, and the
+#: readers of a release (train, validate, the exports) find them by these names.
+RELEASE_FILES = {
+    "labels": "labels",  # labels/<specimen>/<sweep>.zarr
+    "splits": "splits.csv",
+    "stats": "reject_statistics.csv",
+    "card": "README.md",
+    "croissant": "croissant.json",
+    "citation": "CITATION.cff",
+}
 
 
 def recording_folder(cohort, recording: str) -> Path:
@@ -95,3 +111,12 @@ def truth_of(folder, kind: str) -> Path | None:
 def true_calibration(cohort) -> Path:
     """Return the simulator's true probe calibration of a cohort."""
     return Path(cohort) / "truth" / "calibration.yaml"
+
+
+def release_paths(folder) -> dict[str, Path]:
+    """Return the files of a release folder, by their key in :data:`RELEASE_FILES`.
+
+    >>> release_paths("results/release")["splits"].as_posix()
+    'results/release/splits.csv'
+    """
+    return {key: Path(folder) / name for key, name in RELEASE_FILES.items()}

@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConfigError
+from .layout import RELEASE_FILES
 from .store import FLAGS, as_str, status_of
 from .transforms import POSE_COLUMNS, matrix_from_params
 from .vocabulary import DISCARD_REASONS, MASKS, Reason
@@ -420,7 +421,8 @@ def croissant_metadata(
         Dataset name, SPDX licence, home page ("" for none) and version (the
         package's).
     files : dict
-        Relative path -> SHA-256 of ``splits.csv`` and ``reject_statistics.csv``.
+        Relative path -> SHA-256 of ``splits.csv`` and ``reject_statistics.csv``
+        (their names in :data:`~ultrabones.layout.RELEASE_FILES`).
 
     Notes
     -----
@@ -440,16 +442,22 @@ def croissant_metadata(
         "citeAs": "see CITATION.cff",
         "distribution": [
             *(_file_object(path, digest) for path, digest in sorted(files.items())),
-            _file_set("label-stores", "labels/*/*.zarr/**", "application/x-zarr"),
+            _file_set(
+                "label-stores",
+                f"{RELEASE_FILES['labels']}/*/*.zarr/**",
+                "application/x-zarr",
+            ),
             _file_set("png-frames", "published/**/*.png", "image/png"),
         ],
         "recordSet": [
             _record_set(
-                "splits", "splits.csv", {"specimen": "sc:Text", "split": "sc:Text"}
+                "splits",
+                RELEASE_FILES["splits"],
+                {"specimen": "sc:Text", "split": "sc:Text"},
             ),
             _record_set(
                 "sweeps",
-                "reject_statistics.csv",
+                RELEASE_FILES["stats"],
                 {
                     "specimen": "sc:Text",
                     "sweep": "sc:Text",

@@ -14,12 +14,21 @@ import numpy as np
 import xarray as xr
 
 from .images import frame_overlay, png_bytes, shrink, thumb_shape, timeline_figure
-from .render import ASSETS, asset_text, render_index_page, render_sweep_page
+from .render import (
+    ASSETS,
+    SCRIPT,
+    STYLE,
+    asset_text,
+    render_index_page,
+    render_sweep_page,
+)
 from .tables import frame_rows, frame_table, index_rows, summary_text, sweep_row
 
 __all__ = [
     "ASSETS",
     "FRAME_VARIABLES",
+    "SCRIPT",
+    "STYLE",
     "asset_text",
     "frame_pngs",
     "index_page",

@@ -14,10 +14,19 @@ from ..vocabulary import Reason
 from .images import FINAL_COLOUR
 from .tables import FRAME_COLUMNS, INDEX_COLUMNS
 
-__all__ = ["ASSETS", "asset_text", "render_index_page", "render_sweep_page"]
+__all__ = [
+    "ASSETS",
+    "SCRIPT",
+    "STYLE",
+    "asset_text",
+    "render_index_page",
+    "render_sweep_page",
+]
 
+#: The page's script and style sheet, linked by name (the templates).
+SCRIPT, STYLE = "audit.js", "audit.css"
 #: Files copied next to every page.
-ASSETS = ("audit.js", "audit.css")
+ASSETS = (SCRIPT, STYLE)
 #: Overlay legend: what each contour or fill colour shows.
 _LEGEND = (
     ("initial contour", COLOURS["full_initial"]),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .options import given
+
 log = logging.getLogger(__name__)
 
 
@@ -22,31 +24,62 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-correction-mm", type=float, help="discard bound, drawn on the timeline"
     )
-    p.add_argument("--out", required=True, help="folder for index.html and its files")
+    p.add_argument("--out", help="folder for index.html and its files")
+    p.add_argument(
+        "--index", help="with --stats: the index page (default: OUT/index.html)"
+    )
+    p.add_argument("--script", help="with --stats: its audit.js, beside it")
+    p.add_argument("--style", help="with --stats: its audit.css, beside it")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    """Write the page, its images and its script into ``--out``."""
-    from pathlib import Path
+#: The file name of a page, a sweep's or the index (the folders' report htmlindex).
+INDEX = "index.html"
 
+
+def run(args) -> int:
+    """Write the page, its images and its script into its folder."""
     from ..auditpage import ASSETS, asset_text
-    from ..errors import ConfigError
     from ..io.tables import write_text
 
-    out = Path(args.out)
     if args.stats:
-        _write_index(args.stores, args.stats, out)
-    elif len(args.stores) == 1:
-        _write_sweep(args.stores[0], out, max_correction_mm=args.max_correction_mm)
+        out = _index_folder(args)
+        _write_index(args.stores, args.stats, out / INDEX)
     else:
+        out = _sweep_folder(args)
+        _write_sweep(args.stores[0], out, max_correction_mm=args.max_correction_mm)
+    for name in ASSETS:
+        write_text(out / name, asset_text(name))
+    return 0
+
+
+def _index_folder(args):
+    """Return the index page's folder: --index, --script and --style side by side."""
+    from ..auditpage import SCRIPT, STYLE
+    from .options import output_folder
+
+    files = {"index": INDEX, "script": SCRIPT, "style": STYLE}
+    why = f"the index page links {SCRIPT} and {STYLE} by name"
+    return output_folder(args, files, why=why)
+
+
+def _sweep_folder(args):
+    """Return the folder of a sweep's page (--out): one store, no index options."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if len(args.stores) > 1:
         raise ConfigError(
             f"audit-page: one store makes a sweep page, got {len(args.stores)} "
             "(give --stats for the index page)"
         )
-    for name in ASSETS:
-        write_text(out / name, asset_text(name))
-    return 0
+    if args.out is None or given(args, "index", "script", "style"):
+        raise ConfigError(
+            "a sweep page takes --out (its folder); --index, --script "
+            "and --style name the index page's files (with --stats)"
+        )
+    return Path(args.out)
 
 
 def _open(path):
@@ -83,11 +116,11 @@ def _write_sweep(path, out, *, max_correction_mm) -> None:
         (out / "thumbs" / f"{stamp}.png").write_bytes(thumb)
         (out / "full" / f"{stamp}.png").write_bytes(full)
     save_figure(figure, out / "timeline.png")
-    write_text(out / "index.html", html)
+    write_text(out / INDEX, html)
     log.info("%s: page of %d frames in %s", path, len(reasons), out)
 
 
-def _write_index(paths, stats_path, out) -> None:
+def _write_index(paths, stats_path, index) -> None:
     from ..auditpage import index_page, sweep_row
     from ..errors import InputDataError
     from ..io.tables import read_table, write_text
@@ -97,5 +130,5 @@ def _write_index(paths, stats_path, out) -> None:
     except (OSError, ValueError) as err:
         raise InputDataError(f"{stats_path}: cannot read ({err})") from err
     rows = [sweep_row(stats, _open(p), path=str(stats_path)) for p in paths]
-    write_text(out / "index.html", index_page(rows))
-    log.info("%s: index of %d sweeps", out, len(rows))
+    write_text(index, index_page(rows))
+    log.info("%s: index of %d sweeps", index, len(rows))

@@ -8,6 +8,7 @@ __all__ = [
     "engine_fields",
     "engine_kwargs",
     "given",
+    "output_folder",
     "output_path",
     "release_folder",
 ]
@@ -77,6 +78,51 @@ def output_path(args, option: str, name: str):
         flag = "--" + option.replace("_", "-")
         raise ConfigError(f"give {flag} or --out (the folder for {name})")
     return Path(args.out) / name
+
+
+def output_folder(args, names: dict, *, why: str):
+    """Return the one folder of outputs that sit side by side under fixed names.
+
+    Each output is its own option's path, else its name in ``--out``
+    (:func:`output_path`); together they must be ``names`` in one folder.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``out`` and an attribute per key of ``names``.
+    names : dict
+        Option attribute -> the output's file name in the folder.
+    why : str
+        Why the names are fixed, for the error.
+
+    Raises
+    ------
+    ConfigError
+        Naming each path off ``names`` in the folder of the first output, and the
+        path expected.
+
+    Examples
+    --------
+    >>> from argparse import Namespace
+    >>> names = {"index": "index.html", "style": "audit.css"}
+    >>> args = Namespace(out=None, index="a/index.html", style="a/audit.css")
+    >>> output_folder(args, names, why="linked by name").as_posix()
+    'a'
+    """
+    from ..errors import ConfigError
+
+    paths = {option: output_path(args, option, name) for option, name in names.items()}
+    first = next(iter(paths))
+    folder = paths[first].parent
+    wrong = [o for o, name in names.items() if paths[o] != folder / name]
+    if not wrong:
+        return folder
+    flag = {o: "--" + o.replace("_", "-") for o in names}
+    got = ", ".join(f"{flag[o]} {paths[o]}" for o in wrong)
+    expected = ", ".join(str(folder / names[o]) for o in wrong)
+    raise ConfigError(
+        f"{got}: expected {expected}, beside {flag[first]} {paths[first]} ({why})"
+    )
 
 
 def _boolean(text: str) -> bool:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import logging
 
+from ..layout import RELEASE_FILES, release_paths
+from .options import output_folder
+
 log = logging.getLogger(__name__)
+
+#: Why the release's file names are fixed (the error of a path off them).
+_WHY = (
+    "the release's files keep their names in one folder: croissant.json names its "
+    "tables relative to it"
+)
 
 
 def add_parser(sub) -> None:
     """Register the ``release`` subcommand."""
     p = sub.add_parser("release", help="assemble the release from the label stores")
     p.add_argument("stores", nargs="+", help="label stores (<specimen>/<sweep>.zarr)")
-    p.add_argument("--out", required=True, help="release folder")
+    p.add_argument("--out", help="release folder (or give each of its paths below)")
+    for option, name in RELEASE_FILES.items():
+        p.add_argument(f"--{option}", help=f"its {name} (default: OUT/{name})")
     p.add_argument("--split-mode", choices=("counts", "proportions"), required=True)
     p.add_argument("--train", type=float, required=True, help="count or weight")
     p.add_argument("--val", type=float, required=True, help="count or weight")
@@ -27,13 +38,12 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Verify and copy the stores; write splits, statistics, card and metadata."""
-    from pathlib import Path
-
     from ..io.store import open_store, verify_store
     from ..io.tables import write_table
     from ..release import reject_statistics, split_specimens, sweep_statistics
     from ..store import validate_store
 
+    paths = release_paths(output_folder(args, RELEASE_FILES, why=_WHY))
     for path in args.stores:
         verify_store(path)
     datasets = [open_store(p) for p in args.stores]
@@ -44,11 +54,10 @@ def run(args) -> int:
     splits = split_specimens(
         stats["specimen"].unique(), mode=args.split_mode, sizes=sizes, seed=args.seed
     )
-    out = Path(args.out)
-    _copy_stores(args.stores, datasets, out / "labels")
-    write_table(out / "splits.csv", splits, precision="measured")
-    write_table(out / "reject_statistics.csv", stats, precision="measured")
-    _write_metadata(out, stats, splits, args, attrs=datasets[0].attrs)
+    _copy_stores(args.stores, datasets, paths["labels"])
+    write_table(paths["splits"], splits, precision="measured")
+    write_table(paths["stats"], stats, precision="measured")
+    _write_metadata(paths, stats, splits, args, attrs=datasets[0].attrs)
     log.info("release: %d sweeps, %d kept frames", len(stats), stats["kept"].sum())
     return 0
 
@@ -68,7 +77,7 @@ def _copy_stores(paths, datasets, out) -> None:
         verify_store(dst)
 
 
-def _write_metadata(out, stats, splits, args, *, attrs) -> None:
+def _write_metadata(paths, stats, splits, args, *, attrs) -> None:
     """Write README.md (the dataset card), croissant.json and CITATION.cff."""
     from .. import __version__
     from ..io.checksum import sha256_file
@@ -76,19 +85,16 @@ def _write_metadata(out, stats, splits, args, *, attrs) -> None:
     from ..release import citation_cff, croissant_metadata, dataset_card
 
     write_text(
-        out / "README.md", dataset_card(stats, splits, attrs=_card_attrs(attrs, args))
+        paths["card"], dataset_card(stats, splits, attrs=_card_attrs(attrs, args))
     )
-    tables = {
-        name: sha256_file(out / name)
-        for name in ("splits.csv", "reject_statistics.csv")
-    }
+    tables = {RELEASE_FILES[k]: sha256_file(paths[k]) for k in ("splits", "stats")}
     described = dict(title=args.title, licence=args.licence, url=args.url)
     write_json(
-        out / "croissant.json",
+        paths["croissant"],
         croissant_metadata(**described, version=__version__, files=tables),
     )
     write_text(
-        out / "CITATION.cff",
+        paths["citation"],
         citation_cff(**described, authors=args.authors, version=__version__),
     )
 

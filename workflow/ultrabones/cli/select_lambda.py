@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_engine_options, engine_kwargs
+from .options import add_engine_options, engine_kwargs, output_path
 
 __all__ = ["add_parser", "run"]
 
@@ -18,7 +18,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("select-lambda", help="choose lambda on sampled frames")
     p.add_argument("record", help="record folder (public layout)")
     p.add_argument("--model", required=True, help="specimen model folder")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="folder for lambda.csv, lambda.json and lambda.png")
+    p.add_argument("--table", help="table of every lambda (default: OUT/lambda.csv)")
+    p.add_argument("--choice", help="the chosen lambda (default: OUT/lambda.json)")
+    p.add_argument("--figure", help="plot of the table (default: OUT/lambda.png)")
     p.add_argument(
         "--truth", help="simulator truth folder of the sweep (label_full/<ts>.png)"
     )
@@ -36,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     ``EngineParams``).
     """
     import json
-    from pathlib import Path
 
     import numpy as np
 
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from ..io.tables import write_table
     from ..sweep.lam import choose_lambda, lambda_table
 
+    paths = {
+        option: output_path(args, option, f"lambda.{ext}")
+        for option, ext in (("table", "csv"), ("choice", "json"), ("figure", "png"))
+    }
     record = open_record(args.record)
     model = SpecimenModel.load(args.model)
     with_image = np.flatnonzero(record.poses["image"].to_numpy() != "")
@@ -56,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     params = EngineParams(**engine_kwargs(args, exclude=OWN_OPTIONS))
     truth = _truth_reader(args.truth) if args.truth else None
     table = lambda_table(record, model, params, rows, truth=truth)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(out / "lambda.csv", table, precision="measured")
-    lambda_figure(table).savefig(out / "lambda.png", dpi=110)
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(paths["table"], table, precision="measured")
+    lambda_figure(table).savefig(paths["figure"], dpi=110)
     lam, rule = choose_lambda(table)
     choice = {"lam": lam, "rule": rule}
-    (out / "lambda.json").write_text(json.dumps(choice, indent=1) + "\n")
+    paths["choice"].write_text(json.dumps(choice, indent=1) + "\n")
     print(table.to_string(index=False))
     print(json.dumps(choice))
     return 0

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputDataError
+from ..layout import release_paths
 from .checksum import list_files, sha256_file
 from .release import read_manifest
 from .tables import read_table
@@ -61,9 +62,10 @@ def check_stores(root: Path) -> tuple[dict, list[str]]:
     from ..store import validate_store
     from .store import open_store, verify_store
 
-    stores = sorted((root / "labels").glob("*/*.zarr"))
+    labels = release_paths(root)["labels"]
+    stores = sorted(labels.glob("*/*.zarr"))
     if not stores:
-        return {}, [f"{root / 'labels'}: no label stores"]
+        return {}, [f"{labels}: no label stores"]
     kept, problems = {}, []
     for store in stores:
         try:
@@ -86,7 +88,7 @@ def check_splits(root: Path, specimens: set) -> list[str]:
     """``splits.csv`` gives each store's specimen exactly one known split."""
     from ..release import SPLITS
 
-    path = root / "splits.csv"
+    path = release_paths(root)["splits"]
     if not path.is_file():
         return [f"{path}: not found"]
     table = read_table(path)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from ..layout import release_paths
 from ..release import SPLITS
 
 __all__ = [
@@ -194,7 +195,8 @@ def split_stores(release: str | Path, split: str) -> list[Path]:
     """
     from ..io.tables import read_table
 
-    path = Path(release) / "splits.csv"
+    files = release_paths(release)
+    path = files["splits"]
     if split not in SPLITS:
         raise InputDataError(f"split must be one of {SPLITS}, got {split!r}")
     try:
@@ -204,11 +206,11 @@ def split_stores(release: str | Path, split: str) -> list[Path]:
         raise InputDataError(f"{path}: cannot read the release splits ({err})") from err
     stores = []
     for specimen in specimens:
-        found = sorted((Path(release) / "labels" / specimen).glob("*.zarr"))
+        found = sorted((files["labels"] / specimen).glob("*.zarr"))
         if not found:
             raise InputDataError(
                 f"{path}: specimen {specimen} has no store in "
-                f"{Path(release) / 'labels' / specimen}"
+                f"{files['labels'] / specimen}"
             )
         stores += found
     return stores
