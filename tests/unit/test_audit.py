@@ -225,21 +225,16 @@ def audit_inputs(tmp_path):
     return {"store": store, "bones": tmp_path / "bones", "truth": truth}
 
 
+def audit_argv(inputs, out, *extra):
+    """The ``audit`` command line of the fixture's store, bones and truth."""
+    store, bones, truth = (str(inputs[k]) for k in ("store", "bones", "truth"))
+    flags = ["--bones", bones, "--truth", truth, "--out", str(out)]
+    return ["audit", store, *flags, *extra]
+
+
 def test_cli_audit_writes_json_table_and_uses_truth(audit_inputs, tmp_path, capsys):
     out = tmp_path / "audit"
-    code = main(
-        [
-            "audit",
-            str(audit_inputs["store"]),
-            "--bones",
-            str(audit_inputs["bones"]),
-            "--truth",
-            str(audit_inputs["truth"]),
-            "--out",
-            str(out),
-            "--json",
-        ]
-    )
+    code = main(audit_argv(audit_inputs, out, "--json"))
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 2  # the discarded frame is not audited
@@ -341,17 +336,6 @@ def test_truth_poses_without_pose_columns_raise(tmp_path):
 
 def test_cli_audit_truth_without_calibration_fails(audit_inputs, tmp_path, capsys):
     (tmp_path / "truth" / "calibration.yaml").unlink()
-    code = main(
-        [
-            "audit",
-            str(audit_inputs["store"]),
-            "--bones",
-            str(audit_inputs["bones"]),
-            "--truth",
-            str(audit_inputs["truth"]),
-            "--out",
-            str(tmp_path / "a"),
-        ]
-    )
+    code = main(audit_argv(audit_inputs, tmp_path / "a"))
     assert code == 1
     assert "give --truth-calibration" in capsys.readouterr().err

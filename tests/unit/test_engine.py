@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from engine_fixtures import SHAPE, SPACING, calibration
 
 from ultrabones.engine import EngineParams, FrameResult, prepare_specimen, process_frame
 from ultrabones.engine.frame import _lit
@@ -23,14 +24,11 @@ from ultrabones.engine.labels import (
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.refine import _population, at_bound
 from ultrabones.engine.warm import pilot_indices, sweep_prior
-from ultrabones.io.calibration import Calibration
 from ultrabones.studies.bench import pose_errors
 from ultrabones.sweep.lam import choose_lambda
 from ultrabones.transforms import matrix_from_params, params_from_matrix
 from ultrabones.vocabulary import Reason
 
-SPACING = (0.1, 0.1)
-SHAPE = (120, 160)  # rows, cols: 12 x 16 mm
 RADIUS = 3.0
 CENTRE = (8.0, 6.0)  # image x (cols) and y (depth), mm
 
@@ -57,15 +55,6 @@ def cylinder(radius=RADIUS, length=12.0, segments=180, rings=13, centre=CENTRE):
         np.c_[np.full(segments, rings * segments + 1), i + last, j + last],
     ]
     return v, np.r_[np.concatenate(side), caps]
-
-
-def calibration(fiducials=((0, 0, 50.0), (30, 0, 50.0), (0, 30, 50.0))):
-    return Calibration(
-        probe_from_image=np.eye(4),
-        pixel_spacing_mm=SPACING,
-        image_size_px=(SHAPE[1], SHAPE[0]),
-        probe_marker_fiducials_mm=np.asarray(fiducials, float),
-    )
 
 
 @pytest.fixture(scope="module")

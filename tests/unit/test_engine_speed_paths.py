@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_fixtures import SHAPE, SPACING, calibration
 
 from ultrabones.engine import EngineParams, prepare_specimen
 from ultrabones.engine.geometry import _candidate_cells, frame_geometry, select_samples
@@ -12,11 +13,8 @@ from ultrabones.engine.labels import (
     _point_triangle_dist2,
     render_label,
 )
-from ultrabones.io.calibration import Calibration
 from ultrabones.transforms import apply_rigid, points_image_from_rc
 
-SPACING = (0.1, 0.1)
-SHAPE = (120, 160)  # rows, cols: 12 x 16 mm
 GAMMA = 0.3
 
 
@@ -39,15 +37,6 @@ def sphere(radius, centre, rings=14, segments=20):
     faces += [np.c_[np.full(segments, top), i, j]]
     faces += [np.c_[np.full(segments, bottom), last + j, last + i]]
     return v, np.concatenate(faces)
-
-
-def calibration():
-    return Calibration(
-        probe_from_image=np.eye(4),
-        pixel_spacing_mm=SPACING,
-        image_size_px=(SHAPE[1], SHAPE[0]),
-        probe_marker_fiducials_mm=np.array([[0, 0, 50.0], [30, 0, 50.0]]),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -50,20 +50,15 @@ def random_masks(seed, shape=(30, 41), density=0.04):
 
 
 @pytest.mark.parametrize("seed", [1234, 5, 77])
-def test_accuracy_matches_pairwise_definition(seed):
+@pytest.mark.parametrize(
+    ("metric", "counted"), [("accuracy", "pred"), ("completeness", "truth")]
+)
+def test_metric_matches_pairwise_definition(seed, metric, counted):
     pred, truth = random_masks(seed)
     s = frame_scores(pred, truth, spacing_mm=SPACING, eps_mm=EPS)
+    a, b = (pred, truth) if counted == "pred" else (truth, pred)
     np.testing.assert_allclose(
-        s.accuracy[0], brute_fraction(pred, truth, EPS, SPACING), atol=1e-12
-    )
-
-
-@pytest.mark.parametrize("seed", [1234, 5, 77])
-def test_completeness_matches_pairwise_definition(seed):
-    pred, truth = random_masks(seed)
-    s = frame_scores(pred, truth, spacing_mm=SPACING, eps_mm=EPS)
-    np.testing.assert_allclose(
-        s.completeness[0], brute_fraction(truth, pred, EPS, SPACING), atol=1e-12
+        getattr(s, metric)[0], brute_fraction(a, b, EPS, SPACING), atol=1e-12
     )
 
 
@@ -112,21 +107,19 @@ def test_both_empty_frame_is_skipped():
     assert frame_scores(empty, empty, spacing_mm=(1, 1), eps_mm=EPS) is None
 
 
-def test_empty_prediction_has_zero_completeness_and_f1_undefined_accuracy():
-    truth = np.zeros((5, 5), bool)
-    truth[2, 2] = True
-    s = frame_scores(np.zeros_like(truth), truth, spacing_mm=(1, 1), eps_mm=EPS)
-    assert np.isnan(s.accuracy).all()
-    np.testing.assert_array_equal(s.completeness[0], 0.0)
-    np.testing.assert_array_equal(s.f1[0], 0.0)
-
-
-def test_empty_truth_has_zero_accuracy_and_f1_undefined_completeness():
-    pred = np.zeros((5, 5), bool)
-    pred[1, 3] = True
-    s = frame_scores(pred, np.zeros_like(pred), spacing_mm=(1, 1), eps_mm=EPS)
-    assert np.isnan(s.completeness).all()
-    np.testing.assert_array_equal(s.accuracy[0], 0.0)
+@pytest.mark.parametrize(
+    ("empty", "undefined", "zero"),
+    [("pred", "accuracy", "completeness"), ("truth", "completeness", "accuracy")],
+)
+def test_an_empty_side_has_one_metric_undefined_the_other_and_f1_zero(
+    empty, undefined, zero
+):
+    mask = np.zeros((5, 5), bool)
+    mask[2, 2] = True
+    sides = {"pred": mask, "truth": mask, empty: np.zeros_like(mask)}
+    s = frame_scores(sides["pred"], sides["truth"], spacing_mm=(1, 1), eps_mm=EPS)
+    assert np.isnan(getattr(s, undefined)).all()
+    np.testing.assert_array_equal(getattr(s, zero)[0], 0.0)
     np.testing.assert_array_equal(s.f1[0], 0.0)
 
 
@@ -289,22 +282,18 @@ def test_folder_without_pngs_raises(tmp_path):
         open_mask_source(tmp_path)
 
 
-def test_no_common_frames_raises(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "shape", "match"),
+    [
+        ("2", (4, 4), "no common kept frames"),
+        ("1", (4, 5), r"frame 1: prediction .* shape \(4, 4\)"),
+    ],
+    ids=["no-common-frames", "mismatched-shapes"],
+)
+def test_unmatched_folders_raise(tmp_path, name, shape, match):
     write_mask_folder(tmp_path / "a", {"1": np.ones((4, 4), bool)})
-    write_mask_folder(tmp_path / "b", {"2": np.ones((4, 4), bool)})
-    with pytest.raises(InputDataError, match="no common kept frames"):
-        evaluate_label_sets(
-            open_mask_source(tmp_path / "a"),
-            open_mask_source(tmp_path / "b"),
-            spacing_mm=(1, 1),
-            eps_mm=EPS,
-        )
-
-
-def test_mismatched_frame_shapes_raise(tmp_path):
-    write_mask_folder(tmp_path / "a", {"1": np.ones((4, 4), bool)})
-    write_mask_folder(tmp_path / "b", {"1": np.ones((4, 5), bool)})
-    with pytest.raises(InputDataError, match=r"frame 1: prediction .* shape \(4, 4\)"):
+    write_mask_folder(tmp_path / "b", {name: np.ones(shape, bool)})
+    with pytest.raises(InputDataError, match=match):
         evaluate_label_sets(
             open_mask_source(tmp_path / "a"),
             open_mask_source(tmp_path / "b"),
@@ -335,35 +324,21 @@ def test_cli_json_store_against_png_folder(pair, tmp_path, capsys):
     assert set(out["regions"]) == {"all", "high", "low"}
 
 
-def test_cli_png_folders_need_spacing(pair, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("store", "spacing", "message"),
+    [
+        (False, [], "give --spacing"),
+        (True, ["--spacing", "0.2", "0.2"], "differs from"),
+    ],
+    ids=["png-folders-need-spacing", "spacing-conflicts-with-store"],
+)
+def test_cli_spacing_errors(pair, tmp_path, capsys, store, spacing, message):
+    pred = pair["store"] if store else tmp_path / "pred"
     code = main(
-        [
-            "evaluate",
-            "--pred",
-            str(tmp_path / "pred"),
-            "--truth",
-            str(tmp_path / "truth"),
-        ]
+        ["evaluate", "--pred", str(pred), "--truth", str(tmp_path / "truth"), *spacing]
     )
     assert code == 1
-    assert "give --spacing" in capsys.readouterr().err
-
-
-def test_cli_spacing_conflict_with_store_fails(pair, tmp_path, capsys):
-    code = main(
-        [
-            "evaluate",
-            "--pred",
-            str(pair["store"]),
-            "--truth",
-            str(tmp_path / "truth"),
-            "--spacing",
-            "0.2",
-            "0.2",
-        ]
-    )
-    assert code == 1
-    assert "differs from" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_cli_otsu_file_drives_split_and_figures(pair, tmp_path, capsys):

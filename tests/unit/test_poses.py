@@ -43,28 +43,26 @@ def _expected(query):
     return CT_FROM_SPECIMEN @ invert_rigid(specimen) @ matrix_from_params(params)
 
 
-def test_poses_match_composition_at_lagged_times():
-    stamps = np.array([300, 555, 1001, 1800])
-    pose, status = ct_from_probe_frames(
+def _compose(stamps, dt_ms):
+    """Poses and status of ``stamps`` from the test's probe and specimen streams."""
+    return ct_from_probe_frames(
         stamps,
         probe=_probe_stream(),
         specimen=_specimen_stream(),
         ct_from_specimen=CT_FROM_SPECIMEN,
-        dt_ms=-123.4,
+        dt_ms=dt_ms,
     )
+
+
+def test_poses_match_composition_at_lagged_times():
+    stamps = np.array([300, 555, 1001, 1800])
+    pose, status = _compose(stamps, dt_ms=-123.4)
     np.testing.assert_allclose(pose, _expected(stamps - 123.4), atol=1e-9)
     assert set(status) == {Reason.OK.value}
 
 
 def test_frames_outside_coverage_have_no_tracking():
-    stamps = np.array([50, 1000, 2100])
-    pose, status = ct_from_probe_frames(
-        stamps,
-        probe=_probe_stream(),
-        specimen=_specimen_stream(),
-        ct_from_specimen=CT_FROM_SPECIMEN,
-        dt_ms=-100.0,
-    )
+    pose, status = _compose(np.array([50, 1000, 2100]), dt_ms=-100.0)
     assert list(status) == ["no_tracking", "ok", "no_tracking"]
     assert np.isnan(pose[0]).all() and np.isnan(pose[2]).all()
 

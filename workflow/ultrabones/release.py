@@ -470,33 +470,26 @@ def croissant_metadata(
     }
 
 
+def _node(kind: str, name: str, **fields) -> dict:
+    """Return a Croissant node of type ``cr:<kind>``, its ``@id`` and name ``name``."""
+    return {"@type": f"cr:{kind}", "@id": name, "name": name, **fields}
+
+
 def _file_object(path: str, digest: str) -> dict:
-    return {
-        "@type": "cr:FileObject",
-        "@id": path,
-        "name": path,
-        "contentUrl": path,
-        "encodingFormat": "text/csv",
-        "sha256": digest,
-    }
+    return _node(
+        "FileObject", path, contentUrl=path, encodingFormat="text/csv", sha256=digest
+    )
 
 
 def _file_set(name: str, includes: str, encoding: str) -> dict:
-    return {
-        "@type": "cr:FileSet",
-        "@id": name,
-        "name": name,
-        "includes": includes,
-        "encodingFormat": encoding,
-    }
+    return _node("FileSet", name, includes=includes, encodingFormat=encoding)
 
 
 def _record_set(name: str, path: str, fields: dict) -> dict:
-    return {
-        "@type": "cr:RecordSet",
-        "@id": name,
-        "name": name,
-        "field": [
+    return _node(
+        "RecordSet",
+        name,
+        field=[
             {
                 "@type": "cr:Field",
                 "@id": f"{name}/{col}",
@@ -506,7 +499,7 @@ def _record_set(name: str, path: str, fields: dict) -> dict:
             }
             for col, kind in fields.items()
         ],
-    }
+    )
 
 
 #: The Croissant 1.0 JSON-LD context (the specification's, unchanged).

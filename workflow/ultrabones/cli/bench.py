@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_engine_options, engine_kwargs
+from .options import add_engine_options, add_without_option, engine_kwargs
 
 __all__ = ["add_parser", "run"]
 
@@ -65,14 +65,7 @@ def _add_variants(p) -> None:
         action="store_true",
         help="also reject corrections that end on the search box's edge",
     )
-    p.add_argument(
-        "--without",
-        nargs="+",
-        default=[],
-        metavar="SOURCE",
-        help="with --preset: switch these simulator sources off "
-        "(ultrabones.simulate.presets.SOURCE_NAMES)",
-    )
+    add_without_option(p, condition="with --preset: ")
     p.add_argument(
         "--ablation",
         action="store_true",

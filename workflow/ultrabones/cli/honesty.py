@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .options import add_without_option
+
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
@@ -51,14 +53,7 @@ def _add_inputs(p) -> None:
 
 def _add_options(p) -> None:
     """Add the simulator switches, extra real frames and output arguments."""
-    p.add_argument(
-        "--without",
-        nargs="+",
-        default=[],
-        metavar="SOURCE",
-        help="switch these simulator sources off "
-        "(ultrabones.simulate.presets.SOURCE_NAMES)",
-    )
+    add_without_option(p)
     p.add_argument(
         "--appearance-real",
         nargs="+",

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "OWN_OPTIONS",
     "add_engine_options",
+    "add_without_option",
     "engine_fields",
     "engine_kwargs",
     "given",
@@ -162,6 +163,22 @@ def add_engine_options(parser, *, exclude=OWN_OPTIONS) -> None:
         else:
             kw["type"] = _boolean if kind is bool else kind
         parser.add_argument(f"--{name.replace('_', '-')}", **kw)
+
+
+def add_without_option(parser, *, condition: str = "") -> None:
+    """Add ``--without SOURCE ...``: the simulator sources to switch off.
+
+    The command passes them to ``simulate.presets.without``; ``condition`` opens the
+    help, e.g. ``"with --preset: "``.
+    """
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        metavar="SOURCE",
+        help=f"{condition}switch these simulator sources off "
+        "(ultrabones.simulate.presets.SOURCE_NAMES)",
+    )
 
 
 def engine_kwargs(args, *, exclude=OWN_OPTIONS) -> dict:

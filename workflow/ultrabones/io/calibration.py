@@ -15,7 +15,13 @@ import yaml
 from ..errors import InputDataError
 from ..transforms import check_rigid, matrix_from_params, params_from_matrix
 
-__all__ = ["Calibration", "read_calibration", "write_calibration"]
+__all__ = [
+    "Calibration",
+    "image_geometry",
+    "read_calibration",
+    "read_mapping",
+    "write_calibration",
+]
 
 _REQUIRED = (
     "image_to_probe_marker",
@@ -70,17 +76,7 @@ def read_calibration(path: str | Path) -> Calibration:
         Naming the file and the missing or malformed key.
     """
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise InputDataError(f"{path}: cannot read calibration ({err})") from err
-    if not isinstance(doc, dict):
-        raise InputDataError(f"{path}: calibration must be a YAML mapping")
-    missing = [k for k in _REQUIRED if k not in doc]
-    if missing:
-        raise InputDataError(
-            f"{path}: calibration is missing key(s) {', '.join(missing)}"
-        )
+    doc = read_mapping(path, kind="calibration", required=_REQUIRED)
     try:
         t = doc["image_to_probe_marker"]
         params = np.r_[
@@ -90,11 +86,65 @@ def read_calibration(path: str | Path) -> Calibration:
         probe_from_image = check_rigid(
             matrix_from_params(params), name="image_to_probe_marker"
         )
-        spacing = tuple(float(s) for s in doc["pixel_spacing_mm"])
-        size = tuple(int(s) for s in doc["image_size_px"])
         fid = np.asarray(doc["probe_marker_fiducials_mm"], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as err:
         raise InputDataError(f"{path}: malformed calibration value ({err})") from err
+    spacing, size = image_geometry(path, doc, kind="calibration")
+    _check_fiducials(path, fid)
+    extra = {k: float(doc[k]) for k in _OPTIONAL if k in doc}
+    return Calibration(probe_from_image, spacing, size, fid, extra)
+
+
+def read_mapping(path: str | Path, *, kind: str, required=()) -> dict:
+    """Read a YAML file that must be a mapping with the keys ``required``.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file and its ``kind`` (``"calibration"``, ``"device"``, ...) if
+        it cannot be read, is not a mapping or lacks a required key.
+    """
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputDataError(f"{path}: cannot read {kind} ({err})") from err
+    if not isinstance(doc, dict):
+        raise InputDataError(f"{path}: {kind} must be a YAML mapping")
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise InputDataError(f"{path}: {kind} is missing key(s) {', '.join(missing)}")
+    return doc
+
+
+def image_geometry(path, doc: dict, *, kind: str) -> tuple[tuple, tuple]:
+    """Return a file's ``pixel_spacing_mm`` and ``image_size_px``, checked.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, for the errors.
+    doc : dict
+        Its YAML mapping, with both keys.
+    kind : str
+        What the file is (``"calibration"``, ``"device"``), for the errors.
+
+    Returns
+    -------
+    spacing : (float, float)
+        ``(s_x, s_y)`` in mm.
+    size : (int, int)
+        ``(width, height)`` in pixels.
+
+    Raises
+    ------
+    InputDataError
+        If either is malformed or not two finite positive values.
+    """
+    try:
+        spacing = tuple(float(s) for s in doc["pixel_spacing_mm"])
+        size = tuple(int(s) for s in doc["image_size_px"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputDataError(f"{path}: malformed {kind} value ({err})") from err
     if (
         len(spacing) != 2
         or not all(np.isfinite(spacing))
@@ -106,9 +156,7 @@ def read_calibration(path: str | Path) -> Calibration:
             f"{path}: pixel_spacing_mm and image_size_px need two finite positive "
             f"values each, got {spacing} and {size}"
         )
-    _check_fiducials(path, fid)
-    extra = {k: float(doc[k]) for k in _OPTIONAL if k in doc}
-    return Calibration(probe_from_image, spacing, size, fid, extra)
+    return spacing, size
 
 
 #: The fiducial correction is a mean over the marker's spheres: it needs a rigid

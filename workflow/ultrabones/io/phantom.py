@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from ..errors import InputDataError
+from .calibration import image_geometry, read_mapping
 from .markers import read_marker_ini
 from .record import image_paths
 from .tracker import marker_stream, read_tracker_stream
@@ -82,16 +83,6 @@ class PhantomRecording:
     image_paths: dict
 
 
-def _load_yaml(path: Path) -> dict:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise InputDataError(f"{path}: cannot read YAML ({err})") from err
-    if not isinstance(doc, dict):
-        raise InputDataError(f"{path}: expected a YAML mapping")
-    return doc
-
-
 def read_phantom(path: str | Path) -> ZPhantom:
     """Read ``phantom.yaml``.
 
@@ -101,7 +92,7 @@ def read_phantom(path: str | Path) -> ZPhantom:
         Naming the file and the pattern whose wires are malformed.
     """
     path = Path(path)
-    patterns = _load_yaml(path).get("z_patterns")
+    patterns = read_mapping(path, kind="phantom").get("z_patterns")
     if not isinstance(patterns, list) or not patterns:
         raise InputDataError(f"{path}: key z_patterns must be a non-empty list")
     names, wires = [], []
@@ -145,21 +136,10 @@ def read_device(path: str | Path) -> Device:
         Naming the file and the missing or malformed key.
     """
     path = Path(path)
-    doc = _load_yaml(path)
-    missing = [k for k in ("pixel_spacing_mm", "image_size_px") if k not in doc]
-    if missing:
-        raise InputDataError(f"{path}: device is missing key(s) {', '.join(missing)}")
-    try:
-        spacing = tuple(float(s) for s in doc["pixel_spacing_mm"])
-        size = tuple(int(s) for s in doc["image_size_px"])
-    except (TypeError, ValueError) as err:
-        raise InputDataError(f"{path}: malformed device value ({err})") from err
-    if len(spacing) != 2 or min(spacing) <= 0 or len(size) != 2 or min(size) <= 0:
-        raise InputDataError(
-            f"{path}: pixel_spacing_mm and image_size_px need two positive values, "
-            f"got {spacing} and {size}"
-        )
-    return Device(spacing, size)
+    doc = read_mapping(
+        path, kind="device", required=("pixel_spacing_mm", "image_size_px")
+    )
+    return Device(*image_geometry(path, doc, kind="device"))
 
 
 def write_device(path: str | Path, device: Device) -> None:

@@ -65,7 +65,15 @@ from .motion import (
     stream_at,
     tracker_streams,
 )
-from .presets import Preset, ProbeTruth, Sources, get_preset, rng_for, true_probe
+from .presets import (
+    Preset,
+    ProbeTruth,
+    Sources,
+    get_preset,
+    rng_for,
+    true_probe,
+    write_true_calibration,
+)
 from .render import draw_tissue, elevation_offsets_mm, make_bank, render_frame
 from .segmentation import segment_bone
 
@@ -255,19 +263,8 @@ def _write_cohort_files(out: Path, preset: Preset, seed: int) -> None:
         },
     }
     write_yaml(out / "cohort.yaml", doc)
-    truth = true_probe(preset, seed)
-    path = true_calibration(out)
-    if not path.exists():
-        cal = Calibration(
-            truth.probe_from_image,
-            truth.pixel_spacing_mm,
-            truth.image_size_px,
-            truth.probe_marker_fiducials_mm,
-            {"dt_ms": truth.dt_ms},
-        )
-        write_calibration(
-            path, cal, comment="True probe calibration and lag of the simulated cohort."
-        )
+    if not true_calibration(out).exists():
+        write_true_calibration(out, true_probe(preset, seed))
 
 
 def _segment(anatomy: Anatomy, bone: str, rng) -> Segment:

@@ -18,14 +18,19 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ..io.calibration import Calibration, write_calibration
 from ..io.markers import write_marker_ini
 from ..io.phantom import Device, ZPhantom, write_device, write_phantom
 from ..io.png import write_png
 from ..io.tracker import MarkerStream, write_tracker_stream
-from ..layout import recording_folder, true_calibration
+from ..layout import recording_folder
 from ..transforms import apply_rigid, invert_rigid, matrix_from_params
-from .presets import Preset, get_preset, rng_for, true_probe
+from .presets import (
+    Preset,
+    get_preset,
+    rng_for,
+    true_probe,
+    write_true_calibration,
+)
 
 __all__ = [
     "ERROR_MODELS",
@@ -252,7 +257,7 @@ def simulate_recording(
         root / "images", rng, image_stamps, phantom_from_image, phantom, device, model
     )
     _write_setup(root, phantom, device, truth)
-    _write_truth(true_calibration(out_dir), truth)
+    write_true_calibration(out_dir, truth)
     log.info(
         "%s: %d images, %d tracker samples",
         root,
@@ -313,20 +318,4 @@ def _write_setup(root: Path, phantom: ZPhantom, device: Device, truth) -> None:
     )
     write_marker_ini(
         root / "markers" / "phantom.ini", 3000, np.array(_PHANTOM_MARKER_MM)
-    )
-
-
-def _write_truth(path: Path, truth) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    calibration = Calibration(
-        truth.probe_from_image,
-        truth.pixel_spacing_mm,
-        truth.image_size_px,
-        truth.probe_marker_fiducials_mm,
-        {"dt_ms": truth.dt_ms},
-    )
-    write_calibration(
-        path,
-        calibration,
-        comment="True probe calibration and lag of the simulated cohort.",
     )

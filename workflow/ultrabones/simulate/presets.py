@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.calibration import Calibration, write_calibration
+from ..layout import true_calibration
 from ..transforms import matrix_from_params
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "rng_for",
     "true_probe",
     "without",
+    "write_true_calibration",
 ]
 
 #: The public sample's probe calibration, used as the template of the simulated probe.
@@ -221,3 +225,35 @@ def true_probe(preset: Preset, seed: int) -> ProbeTruth:
         preset.image_size_px,
         np.asarray(_PROBE_MARKER_FIDUCIALS_MM, dtype=np.float64),
     )
+
+
+def write_true_calibration(cohort, truth: ProbeTruth) -> Path:
+    """Write the cohort's true probe calibration and lag, in ``calibration.yaml`` keys.
+
+    Parameters
+    ----------
+    cohort : str or Path
+        The cohort folder; the file is its ``layout.true_calibration``.
+    truth : ProbeTruth
+        The cohort's truth (``true_probe``).
+
+    Returns
+    -------
+    path : Path
+        The file written.
+    """
+    path = true_calibration(cohort)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    calibration = Calibration(
+        truth.probe_from_image,
+        truth.pixel_spacing_mm,
+        truth.image_size_px,
+        truth.probe_marker_fiducials_mm,
+        {"dt_ms": truth.dt_ms},
+    )
+    write_calibration(
+        path,
+        calibration,
+        comment="True probe calibration and lag of the simulated cohort.",
+    )
+    return path
