@@ -178,16 +178,17 @@ def test_visible_label_lies_on_bright_ridge(sweep):
 def test_misalignment_has_configured_statistics():
     table = misalignment_table("tiny", seed=0, step=5)
     m = table["misalignment_mm"].dropna()
-    # the calibration error is the paper's 1.07 mm (3D RMS), mostly lateral and
-    # elevational; tiny has only two specimens (calibration draws): 0.54 mm mean
-    assert 0.35 < m.mean() < 0.9
-    assert m.max() > 0.8
+    # the record's errors (calibration as `ultrabones calibrate` leaves it,
+    # registration, lag, jitter, drift) put the initial labels ~0.3 mm off, as the
+    # real sample's tracked poses lie 0.43 mm from an independent alignment
+    assert 0.2 < m.mean() < 0.6
+    assert m.max() > 0.5
     # the 3D distance also counts the error along the bone, which moves no label
     assert table["misalignment_3d_mm"].mean() > m.mean()
     # most of the pose error is shared along a sweep (calibration, slow lag error):
     # each sweep's mean error is well above its frames' spread around it (jitter)
     by_sweep = table.groupby(["specimen", "sweep"])["misalignment_3d_mm"]
-    assert by_sweep.mean().min() > 2.0 * by_sweep.std().max()
+    assert by_sweep.mean().min() > 1.5 * by_sweep.std().max()
 
 
 def _rod_scene():
