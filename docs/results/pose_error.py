@@ -8,7 +8,7 @@ quantity of Eq. 3's penalty and of the paper's 1 mm rule). Per seed, a paper-pre
 fibula sweep is simulated and benched at each lambda of ``--lams``:
 
     .venv/bin/python docs/results/pose_error.py --work /tmp/pose_error \
-        --seeds 1 2 --frames 16 --lams 1 3 10
+        --seeds 1 2 --frames 16 --lams 1 3 10 [--bench-args --bone-weight 0]
 
 Prints a Markdown table per seed (one row per lambda: medians) and the per-frame
 corrections of the default lambda.
@@ -68,10 +68,10 @@ def _sweep(work: Path, seed: int, frames: int) -> Path:
     return record
 
 
-def _bench(record: Path, lam: float, table: Path) -> dict:
+def _bench(record: Path, lam: float, table: Path, extra: list) -> dict:
     cli = str(Path(sys.executable).with_name("ultrabones"))  # the venv's command
     cmd = [cli, "bench", "--record", str(record), "--lam", str(lam)]
-    cmd += ["--table", str(table), "--json"]
+    cmd += ["--table", str(table), "--json", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -121,13 +121,16 @@ def main(argv=None) -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--lams", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     p.add_argument("--default-lam", type=float, default=3.0)
+    p.add_argument(
+        "--bench-args", nargs=argparse.REMAINDER, default=[], help="more bench options"
+    )
     args = p.parse_args(argv)
     for seed in args.seeds:
         record = _sweep(args.work, seed, args.frames)
         rows = []
         for lam in args.lams:
             table_path = args.work / f"seed{seed}_lam{lam:g}.csv"
-            summary = _bench(record, lam, table_path)
+            summary = _bench(record, lam, table_path, args.bench_args)
             rows.append({"lam": lam} | {k: summary[k] for k in KEYS})
             if lam == args.default_lam:
                 per_frame = corrections(record, pd.read_csv(table_path))

@@ -139,15 +139,13 @@ def _robust(problem: _Problem, rng, full, prior):
     facing, weights = pts[keep], model.weights[index[keep]]
     facing_normals = normals[keep]
     maps = feature_maps(image, spacing_mm=geom.spacing_mm, params=params)
-    kw = dict(
-        sigma_mm=params.sigma_mm,
-        lam=params.lam,
-        fiducials=calibration.probe_marker_fiducials_mm,
+    centre = _pivot(facing, weights)
+    kw = dict(sigma_mm=params.sigma_mm, lam=params.lam) | _penalty_points(
+        geom, centre, calibration.probe_marker_fiducials_mm, params.bone_weight
     )
     surface = Surface(facing, facing_normals, weights)
     fine = _subset_objective(geom, surface, maps, kw, params.fine_points, rng)
     coarse = _subset_objective(geom, surface, maps, kw, params.coarse_points, rng)
-    centre = _pivot(facing, weights)
     flat = flat_directions(
         facing,
         facing_normals,
@@ -159,6 +157,22 @@ def _robust(problem: _Problem, rng, full, prior):
     return refine(
         fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat), prior=prior
     )
+
+
+def _penalty_points(geom, centre, fiducials, bone_weight: float) -> dict:
+    """Return the points the robust penalty averages the displacement of, weighted.
+
+    The probe fiducials share weight 1 (Eq. 3's term); the imaged bone's centre
+    (``centre``, initial image mm) weighs ``bone_weight``. Without it a motion about
+    the probe marker is free: it moves the image ~2 mm out of its plane, where a
+    long bone's section barely changes, to make an in-plane shift the fiducials
+    would pay for (docs/results/pose_error.md).
+    """
+    fiducials = np.asarray(fiducials, np.float64)
+    bone = (geom.probe_from_image @ np.r_[centre, 1.0])[:3]
+    n = len(fiducials)
+    weights = np.r_[np.full(n, 1.0 / n), bone_weight] / (1.0 + bone_weight)
+    return {"fiducials": np.vstack([fiducials, bone]), "penalty_weights": weights}
 
 
 def _pivot(points, weights) -> np.ndarray:

@@ -74,7 +74,7 @@ def _rigid_kernel(p):
     return out
 
 
-def fiducial_displacement_mm(pose, eps, fiducials) -> np.ndarray:
+def fiducial_displacement_mm(pose, eps, fiducials, weights=None) -> np.ndarray:
     """Return the mean displacement of the probe fiducials under perturbation(s).
 
     Parameters
@@ -85,13 +85,16 @@ def fiducial_displacement_mm(pose, eps, fiducials) -> np.ndarray:
         Perturbation(s) added to the parameters.
     fiducials : ndarray of shape (n, 3)
         F_i in the probe marker frame, mm.
+    weights : ndarray of shape (n,), optional
+        Weights of the mean (summing to 1); equal when None.
 
     Returns
     -------
     displacement_mm : ndarray of shape (...)
-        ``mean_i |T(pose) F_i - T(pose + eps) F_i|``.
+        ``mean_i |T(pose) F_i - T(pose + eps) F_i|``, weighted by ``weights``.
     """
-    return np.linalg.norm(fiducial_shifts(pose, eps, fiducials), axis=-1).mean(axis=-1)
+    moved = np.linalg.norm(fiducial_shifts(pose, eps, fiducials), axis=-1)
+    return moved.mean(axis=-1) if weights is None else moved @ np.asarray(weights)
 
 
 def fiducial_shifts(pose, eps, fiducials) -> np.ndarray:

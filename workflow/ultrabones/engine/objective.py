@@ -58,15 +58,18 @@ def bilinear(image: np.ndarray, row, col) -> np.ndarray:
 
 
 class _Base:
-    def __init__(self, geom: FrameGeometry, fiducials, lam: float):
+    def __init__(self, geom: FrameGeometry, fiducials, lam: float, weights=None):
         self.geom, self.fiducials, self.lam = geom, fiducials, float(lam)
+        self.penalty_weights = weights  # of the penalty's mean; None: equal
         self.evaluations = 0
 
     def __call__(self, eps) -> np.ndarray:
         """Return the objective for perturbations ``eps`` of shape (s, 6)."""
         eps = np.atleast_2d(np.asarray(eps, dtype=np.float64))
         self.evaluations += eps.shape[0]
-        penalty = fiducial_displacement_mm(self.geom.pose, eps, self.fiducials)
+        penalty = fiducial_displacement_mm(
+            self.geom.pose, eps, self.fiducials, self.penalty_weights
+        )
         return self.data(eps) - self.lam * penalty
 
 
@@ -102,10 +105,23 @@ class RobustObjective(_Base):
         evidence of a sample outside the map).
     sigma_mm, lam : float
     fiducials : ndarray of shape (n, 3)
+        The points whose displacement the penalty averages (probe frame, mm).
+    penalty_weights : ndarray of shape (n,), optional
+        Their weights in that mean; equal when None.
     """
 
-    def __init__(self, geom, surface: Surface, maps, *, sigma_mm, lam, fiducials):
-        super().__init__(geom, fiducials, lam)
+    def __init__(
+        self,
+        geom,
+        surface: Surface,
+        maps,
+        *,
+        sigma_mm,
+        lam,
+        fiducials,
+        penalty_weights=None,
+    ):
+        super().__init__(geom, fiducials, lam, penalty_weights)
         # ordered by distance to the initial plane: a pose then only visits the
         # contiguous run of samples its plane can reach (see ``_evidence_sums``)
         order = np.argsort(np.asarray(surface.points)[:, 2], kind="stable")

@@ -123,6 +123,9 @@ class EngineParams:
     pull_back_fraction : float
         The pull-back undoes components of the correction while the objective loses
         less than this fraction of the refinement's gain.
+    bone_weight : float
+        Weight of the imaged bone's displacement beside the probe fiducials' (which
+        share weight 1) in the robust objective's penalty; 0 is Eq. 3's term alone.
     seed : int
         Base seed; ``process_frame`` combines it with the frame seed.
     """
@@ -160,6 +163,7 @@ class EngineParams:
     fine_points: int = 8000
     flat_ratio: float = 0.05
     pull_back_fraction: float = 0.1
+    bone_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -223,6 +227,7 @@ _RANGES = {
     "fine_points": (1, np.inf),
     "flat_ratio": (0.0, 1.0),
     "pull_back_fraction": (0.0, 1.0),
+    "bone_weight": (0.0, np.inf),
 }
 
 

@@ -113,7 +113,10 @@ def _least_moving(objective, local, flat, centre) -> np.ndarray:
     geom, h = objective.geom, 1e-3
     trial = np.vstack([local, local + h * flat])
     eps = geom.eps_from_local(trial, centre)
-    shifts = fiducial_shifts(geom.pose, eps, objective.fiducials).reshape(len(eps), -1)
+    shifts = fiducial_shifts(geom.pose, eps, objective.fiducials)
+    if objective.penalty_weights is not None:  # the penalty's weighted points
+        shifts = shifts * np.sqrt(np.asarray(objective.penalty_weights))[:, None]
+    shifts = shifts.reshape(len(eps), -1)
     jac = (shifts[1:] - shifts[0]).T / h
     step = np.linalg.lstsq(jac, -shifts[0], rcond=None)[0]
     return local + flat.T @ step
@@ -183,7 +186,8 @@ def _pull_back(objective, eps, value, gain, pull, bounds, *, fraction):
 def _moves(objective, eps) -> float:
     """Mean fiducial displacement (mm) of one perturbation."""
     pose, fiducials = objective.geom.pose, objective.fiducials
-    return float(fiducial_displacement_mm(pose, eps, fiducials))
+    weights = objective.penalty_weights
+    return float(fiducial_displacement_mm(pose, eps, fiducials, weights))
 
 
 def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Refinement:

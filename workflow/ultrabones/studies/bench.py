@@ -248,6 +248,17 @@ def pose_errors(result, true_ct_from_image, *, calibration, label_rc) -> dict:
     return out
 
 
+#: The per-frame truth measures, each with an initial and a refined column.
+_TRUTH_MEASURES = (
+    "label_error_mm",
+    "pose_error_mm",
+    "label_pose_error_mm",
+    "fiducial_error_mm",
+    "curve_offset_mm",
+    "curve_offset_abs_mm",
+)
+
+
 def summarise_truth(table: pd.DataFrame) -> dict:
     """Return the truth-based summary over kept frames.
 
@@ -255,26 +266,24 @@ def summarise_truth(table: pd.DataFrame) -> dict:
     curve offset, each initial and refined), ``improved_fraction`` (band distance
     shrank) and ``worse_fraction`` (true 3D pose error grew).
     """
-    kept = table[table["status"] == "kept"]
+    # no scored frame (none had an initial label) leaves the measures NaN, not absent
+    scored = [
+        f"{n}_{stage}" for n in _TRUTH_MEASURES for stage in ("initial", "refined")
+    ]
+    kept = table[table["status"] == "kept"].reindex(
+        columns=table.columns.union([*scored, "f1_at_0_5mm"], sort=False)
+    )
     before, after = kept["label_error_mm_initial"], kept["label_error_mm_refined"]
     medians = {
         f"{name}_median_{stage}": float(kept[f"{name}_{stage}"].median())
-        for name in (
-            "pose_error_mm",
-            "label_pose_error_mm",
-            "fiducial_error_mm",
-            "curve_offset_mm",
-            "curve_offset_abs_mm",
-        )
+        for name in _TRUTH_MEASURES[1:]
         for stage in ("initial", "refined")
-        if f"{name}_{stage}" in kept
     }
-    if "pose_error_mm_refined" in kept:
-        grown = kept["pose_error_mm_refined"] > kept["pose_error_mm_initial"]
-        medians["pose_error_mm_max_refined"] = float(
-            kept["pose_error_mm_refined"].max()
-        )
-        medians["worse_fraction"] = float(grown.mean())
+    grown = kept["pose_error_mm_refined"] > kept["pose_error_mm_initial"]
+    medians["pose_error_mm_max_refined"] = float(kept["pose_error_mm_refined"].max())
+    medians["worse_fraction"] = float(
+        grown[kept["pose_error_mm_refined"].notna()].mean()
+    )
     return medians | {
         "label_error_mm_median_initial": float(before.median()),
         "label_error_mm_median_refined": float(after.median()),
