@@ -74,18 +74,18 @@ def _add_variants(p) -> None:
     )
 
 
-def _pick_rows(poses, args, rng):
+def _pick_rows(record, args, rng):
     import numpy as np
 
     from ..errors import ConfigError
 
     if args.timestamps:
-        stamps = poses["timestamp"].to_numpy()
+        stamps = record.poses["timestamp"].to_numpy()
         missing = sorted(set(args.timestamps) - set(stamps.tolist()))
         if missing:
             raise ConfigError(f"--timestamps not in the record: {missing[:10]}")
         return np.flatnonzero(np.isin(stamps, args.timestamps))
-    with_image = np.flatnonzero(poses["image"].to_numpy() != "")
+    with_image = record.image_rows()
     if args.frames and args.frames < with_image.size:
         return np.sort(rng.choice(with_image, args.frames, replace=False))
     return with_image
@@ -237,7 +237,7 @@ def _bench(args, root, seed, *, first) -> dict:
     record = open_record(root)
     kw = engine_kwargs(args, exclude=OWN_OPTIONS)
     params = EngineParams(**kw, reject_at_bound=args.reject_at_bound)
-    rows = _pick_rows(record.poses, args, np.random.default_rng(seed))
+    rows = _pick_rows(record, args, np.random.default_rng(seed))
     run = bench_record(record, params, rows)
     summary = run.summary | {"seed": seed, "bones": sorted(record.bone_paths)}
     if args.figure and first:

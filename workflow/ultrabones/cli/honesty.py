@@ -188,8 +188,6 @@ def _cohort(args, preset, k, sweeps, folder):
 
     Returns ``(name, frames, calibration)`` per sweep and the last sweep's record.
     """
-    import numpy as np
-
     from ..io.record import open_record
     from ..simulate.cohort import simulate_sweep
 
@@ -205,7 +203,7 @@ def _cohort(args, preset, k, sweeps, folder):
             frames=args.frames,
         )
         record = open_record(root)
-        rows = np.flatnonzero(record.poses["image"].to_numpy() != "")
+        rows = record.image_rows()
         name = f"{seed}/{specimen}/{sweep}"
         sources.append((name, _sweep_frames(record, rows), record.calibration))
     return sources, record
@@ -231,7 +229,7 @@ def _real(args, params, *, frames):
     from ..studies.honesty import EQ3_LAMBDAS, engine_runs
 
     record = open_record(args.real)
-    with_image = np.flatnonzero(record.poses["image"].to_numpy() != "")
+    with_image = record.image_rows()
     rng = rng_for(args.seed, "honesty", "real")
     rows = np.sort(rng.choice(with_image, min(frames, with_image.size), replace=False))
     picked = _sweep_frames(record, rows)

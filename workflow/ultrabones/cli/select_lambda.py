@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     }
     record = open_record(args.record)
     model = SpecimenModel.load(args.model)
-    with_image = np.flatnonzero(record.poses["image"].to_numpy() != "")
+    with_image = record.image_rows()
     rng = np.random.default_rng(args.seed)
     rows = np.sort(
         rng.choice(with_image, min(args.frames, with_image.size), replace=False)

@@ -76,6 +76,10 @@ class Record:
         """Path of the frame image of ``timestamp`` (it may not exist)."""
         return self.root / IMAGES_DIR / f"{int(timestamp)}.png"
 
+    def image_rows(self) -> np.ndarray:
+        """Return the indices of the poses table's rows that have an image file."""
+        return np.flatnonzero(self.poses["image"].to_numpy() != "")
+
     def ct_from_probe(self) -> np.ndarray:
         """Per-row T_CT<-US as ``(n_rows, 4, 4)``; invalid rows hold NaN."""
         return matrix_from_params(self.poses[list(POSE_COLUMNS)].to_numpy(float))

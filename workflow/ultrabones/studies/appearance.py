@@ -595,7 +595,7 @@ def measure_real(folder: Path, acc: FrameSet, *, examples: int = 2) -> list:
     grid = ImageGrid(cal.shape, cal.pixel_spacing_mm)
     scene = bone_scene({k: read_stl(p) for k, p in record.bone_paths.items()})
     poses = record.ct_from_probe()
-    rows = np.flatnonzero(record.poses["image"].to_numpy() != "")
+    rows = record.image_rows()
     picks, out = _picks(rows.size, examples), []
     for n, i in enumerate(rows):
         name = record.poses["image"].iloc[i]

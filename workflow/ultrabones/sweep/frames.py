@@ -159,14 +159,8 @@ def run_chunk(
 
     Runs inside a worker: plain NumPy, no Dask. A frame's fault becomes its reason.
     """
-    frames = label_frames(
-        tasks,
-        frame_fn=frame_fn,
-        shape=shape,
-        model=model,
-        calibration=calibration,
-        params=params,
-    )
+    kernel = dict(model=model, calibration=calibration, params=params)
+    frames = label_frames(tasks, frame_fn=frame_fn, shape=shape, **kernel)
     return stack_frames(list(frames), shape)
 
 
