@@ -8,9 +8,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs the model extra: make setup-model")
-pytest.importorskip(
-    "segmentation_models_pytorch", reason="needs the model extra: make setup-model"
-)
 
 from ultrabones.cli import main  # noqa: E402
 from ultrabones.errors import ConfigError, InputDataError  # noqa: E402
@@ -23,7 +20,7 @@ from ultrabones.model.data import (  # noqa: E402
     split_stores,
     upsample,
 )
-from ultrabones.model.net import resolve_device  # noqa: E402
+from ultrabones.model.net import ENCODERS, build_unet, resolve_device  # noqa: E402
 from ultrabones.model.train import TrainParams, fit  # noqa: E402
 from ultrabones.store import status_of, template_dataset  # noqa: E402
 
@@ -151,6 +148,19 @@ def test_crop_must_be_a_multiple_of_32():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_unet_gives_one_logit_per_pixel(encoder):
+    net = build_unet(encoder).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 1, 64, 96))
+    assert out.shape == (2, 1, 64, 96)
+
+
+def test_unknown_encoder_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown encoder 'vgg11'; known: resnet18"):
+        build_unet("vgg11")
+
+
 def test_cuda_without_a_device_is_a_config_error():
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_device("cuda")

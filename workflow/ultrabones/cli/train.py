@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0, help="weights and batch order")
-    p.add_argument("--encoder", default="resnet34", help="smp encoder name")
+    p.add_argument("--encoder", default="resnet34", help="resnet18 or resnet34")
     p.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=8, help="crops per batch")
     p.add_argument("--scale", type=int, default=4, help="image reduction factor")
@@ -91,7 +91,6 @@ def _params(args, train_params, data_params):
 def _card(args, params, frames, digest, history, device) -> dict:
     from dataclasses import asdict
 
-    import segmentation_models_pytorch as smp
     import torch
 
     from .. import __version__
@@ -107,7 +106,6 @@ def _card(args, params, frames, digest, history, device) -> dict:
             "ultrabones": __version__,
             "git_sha": git_sha(),
             "torch": torch.__version__,
-            "segmentation_models_pytorch": smp.__version__,
         },
         "device": str(device),
         "history": history,

@@ -1,7 +1,7 @@
 """Baseline bone segmentation model (issue 11): a U-Net trained on a release's labels.
 
 ``data`` reads a release's kept frames by split and makes training batches (NumPy
-only); ``net`` builds the segmentation_models_pytorch U-Net; ``train`` fits it (Dice +
+only); ``net`` builds the U-Net (ResNet encoder, plain torch); ``train`` fits it (Dice +
 BCE, Adam, step decay, per-epoch checkpoints that a killed run resumes from);
 ``predict`` writes predicted masks; ``score`` scores mask sets with
 :mod:`ultrabones.evaluate`; ``files`` holds this sub-package's file I/O (checkpoints,

@@ -35,7 +35,7 @@ __all__ = [
     "upsample",
 ]
 
-#: The U-Net's input side must be a multiple of this (2**5, smp's encoder depth 5).
+#: The U-Net's input side must be a multiple of this (2**5, the encoder's depth 5).
 MULTIPLE = 32
 
 

@@ -39,7 +39,8 @@ class TrainParams:
     Attributes
     ----------
     encoder : str
-        smp encoder. Source: issue 11 (resnet34).
+        U-Net encoder, a key of :data:`ultrabones.model.net.ENCODERS`. Source:
+        issue 11 (resnet34).
     epochs : int
         Epochs in all (a resumed run counts the ones done). Source: ultrabones
         default, not from the paper.
@@ -241,7 +242,7 @@ def model_card(card: dict) -> str:
     lines = [
         "# ultrabones baseline segmentation model",
         "",
-        "U-Net (segmentation_models_pytorch) trained from scratch on a label release",
+        "U-Net (ResNet-34 encoder by default) trained from scratch on a label release",
         "(issue 11): Dice + BCE loss, Adam, learning rate decayed every few epochs.",
         "",
         "## Data",
