@@ -82,6 +82,9 @@ def is_activated(path):
 SWEEPS = _read_sweeps(config["input"]["sweeps"])
 MODE = config["input"]["mode"]
 SIMULATED = MODE == "simulate"
+#: The label sweeps take engine.lam from select_lambda's choice file.
+LAMBDA_SELECTED = is_activated("label/select_lambda")
+LAMBDA_CHOICE = "results/release/qa/lambda/lambda.json"
 #: Simulate and raw modes read the raw acquisition layout (docs/data-layout.md,
 #: section 2), so both calibrate, register and compose the poses.
 RAW_LAYOUT = MODE in ("simulate", "raw")
@@ -378,6 +381,14 @@ def engine_options(exclude=()):
     return " ".join(words)
 
 
+def label_engine_options():
+    """label_sweep's engine options: with the lambda selection on, its choice file
+    (``--lam-from``) gives lam instead of the config."""
+    if not LAMBDA_SELECTED:
+        return engine_options()
+    return f"{engine_options(exclude=('lam',))} --lam-from {shlex.quote(LAMBDA_CHOICE)}"
+
+
 def scheduler_option():
     """``--scheduler ADDRESS`` (quoted) when a running Dask scheduler is configured."""
     address = config["label"]["scheduler"]
@@ -411,7 +422,7 @@ def release_files():
     files = [*RELEASE.values(), "results/release/qa/discard_rate.png"]
     files += per_sweep("results/release/qa/{specimen}/{sweep}/overlays.png")
     files += per_sweep("results/release/qa/{specimen}/{sweep}/corrections.png")
-    if is_activated("qc/select_lambda"):
+    if LAMBDA_SELECTED:
         files += [
             f"results/release/qa/lambda/lambda.{e}" for e in ("csv", "json", "png")
         ]

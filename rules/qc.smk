@@ -149,43 +149,6 @@ if SIMULATED:
             " --truth {params.truth:q} --out {output.scores:q} > {log:q} 2>&1"
 
 
-if is_activated("qc/select_lambda"):
-
-    rule select_lambda:
-        input:
-            unpack(get_lambda_inputs),
-        output:
-            table="results/release/qa/lambda/lambda.csv",
-            choice="results/release/qa/lambda/lambda.json",
-            figure=report(
-                "results/release/qa/lambda/lambda.png",
-                caption="../report/lambda.rst",
-                category="Release",
-            ),
-        log:
-            "logs/select_lambda/lambda.log",
-        benchmark:
-            "benchmarks/select_lambda/lambda.tsv"
-        conda:
-            "../envs/ultrabones.yaml"
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=120,
-        params:
-            frames=config["qc"]["select_lambda"]["frames"],
-            seed=config["qc"]["select_lambda"]["seed"],
-            # the search that labels: every engine option but the candidate lam and
-            # the engine seed (--seed samples the frames)
-            engine=engine_options(exclude=("lam", "seed")),
-            truth=lambda_truth_arg(),
-        shell:
-            "ultrabones select-lambda {input.record:q} --model {input.model:q}"
-            " --frames {params.frames:q} --seed {params.seed:q} {params.truth}"
-            " {params.engine} --table {output.table:q} --choice {output.choice:q}"
-            " --figure {output.figure:q} > {log:q} 2>&1"
-
-
 rule audit_sweep_page:
     input:
         store="results/label/{specimen}/{sweep}.zarr",

@@ -155,9 +155,8 @@ LAMBDA = (("table", "csv"), ("choice", "json"), ("figure", "png"))
 
 
 def test_select_lambda_passes_its_outputs_and_the_labelling_search(workdir):
-    extra = write_config(workdir, {"qc": {"select_lambda": {"activate": True}}})
     target = "results/release/qa/lambda/lambda.json"
-    proc = snakemake(workdir, "-n", "-p", target, "--cores", "1", "--configfile", extra)
+    proc = snakemake(workdir, "-n", "-p", target, "--cores", "1")
     assert proc.returncode == 0, proc.stderr
     (line,) = [s for s in proc.stdout.splitlines() if "ultrabones select-lambda" in s]
     outputs = {f"--{k} results/release/qa/lambda/lambda.{e}" for k, e in LAMBDA}
@@ -166,6 +165,26 @@ def test_select_lambda_passes_its_outputs_and_the_labelling_search(workdir):
     for key in set(engine) - {"lam", "seed"}:
         assert f" --{key.replace('_', '-')} " in line, key
     assert " --lam " not in line and line.count(" --seed ") == 1  # the frame sample's
+
+
+def label_sweep_lines(workdir, *args):
+    proc = snakemake(workdir, "-n", "-p", "--cores", "1", *args)
+    assert proc.returncode == 0, proc.stderr
+    return [s for s in proc.stdout.splitlines() if "ultrabones label-sweep" in s]
+
+
+def test_label_sweeps_take_lambda_from_the_selection_by_default(workdir):
+    lines = label_sweep_lines(workdir)
+    assert len(lines) == 4
+    for line in lines:
+        assert " --lam-from results/release/qa/lambda/lambda.json " in line, line
+        assert " --lam " not in line, line
+
+
+def test_label_sweeps_take_engine_lam_with_the_selection_off(workdir):
+    off = write_config(workdir, {"label": {"select_lambda": {"activate": False}}})
+    lines = label_sweep_lines(workdir, "--configfile", off)
+    assert lines and all(" --lam 3.0 " in s and "--lam-from" not in s for s in lines)
 
 
 def test_no_rule_hands_a_command_an_outputs_folder(workdir):

@@ -184,3 +184,44 @@ def test_select_lambda_writes_the_declared_paths_with_the_engine_options(
     assert pd.read_csv(out["table"])["lam"].tolist() == [0.1, 10.0]
     assert json.loads(out["choice"].read_text())["lam"] in (0.1, 10.0)
     assert out["figure"].stat().st_size > 1000
+
+
+def test_lam_from_labels_with_the_chosen_lambda_and_records_the_rule(tmp_path):
+    from ultrabones.sweep.lam import write_choice
+
+    record, model = write_record(tmp_path)
+    choice = tmp_path / "lambda.json"
+    write_choice(choice, 10.0, "least median label error")
+    out = tmp_path / "out.zarr"
+    assert label_sweep(record, model, out, "--lam-from", str(choice)) == 0
+    attrs = open_store(out).attrs
+    assert json.loads(attrs["engine_params"])["lam"] == 10.0
+    assert attrs["lam_rule"] == f"select-lambda ({choice}): least median label error"
+
+
+def test_lam_and_lam_from_together_are_refused(tmp_path, capsys):
+    record, model = write_record(tmp_path)
+    args = ("--lam", "1", "--lam-from", str(tmp_path / "lambda.json"))
+    assert label_sweep(record, model, tmp_path / "out.zarr", *args) == 1
+    assert "--lam and --lam-from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "no lambda choice file"),
+        ("{", "not JSON"),
+        ('{"rule": "x"}', "'lam' must be a number >= 0, got None"),
+        ('{"lam": -1}', "'lam' must be a number >= 0, got -1"),
+        ('{"lam": "3"}', "'lam' must be a number >= 0, got '3'"),
+    ],
+)
+def test_a_bad_choice_file_is_refused_naming_it(tmp_path, text, message):
+    from ultrabones.errors import InputDataError
+    from ultrabones.sweep.lam import read_choice
+
+    path = tmp_path / "lambda.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputDataError, match=f"{path}: {message}"):
+        read_choice(path)

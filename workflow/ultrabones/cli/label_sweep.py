@@ -45,6 +45,11 @@ def add_parser(sub) -> None:
         help="fail when more frames than this end in engine_error",
     )
     add_engine_options(p)
+    p.add_argument(
+        "--lam-from",
+        help="select-lambda's lambda.json: its lambda replaces --lam (provenance: "
+        "the store's lam_rule)",
+    )
     p.set_defaults(run=run)
 
 
@@ -85,12 +90,21 @@ def run(args) -> int:
     from ..engine import EngineParams
     from ..errors import ConfigError
     from ..sweep import SweepOptions, label_sweep
+    from ..sweep.lam import read_choice
 
+    engine = engine_kwargs(args)
+    lam_rule = "fixed: --lam or its default"
+    if args.lam_from:
+        if "lam" in engine:
+            raise ConfigError("--lam and --lam-from: give one of them")
+        engine["lam"], rule = read_choice(args.lam_from)
+        lam_rule = f"select-lambda ({args.lam_from}): {rule}"
     options = SweepOptions(
         specimen=args.specimen,
         sweep=args.sweep,
         config_hash=args.config_hash,
         max_failed_fraction=args.max_failed_fraction,
+        lam_rule=lam_rule,
         **given(args, "chunk_frames"),
     )
     if options.chunk_frames < 1:
@@ -99,7 +113,7 @@ def run(args) -> int:
     label_sweep(
         args.record,
         args.model,
-        EngineParams(**engine_kwargs(args), seed=args.seed),
+        EngineParams(**engine, seed=args.seed),
         args.out,
         options,
         connect=functools.partial(_client, args.threads, args.scheduler),

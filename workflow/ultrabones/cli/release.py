@@ -105,6 +105,7 @@ def _card_attrs(attrs: dict, args) -> dict:
         "git_sha",
         "gamma_mm",
         "engine_params",
+        "lam_rule",
         "seed",
         "pixel_spacing_mm",
     )

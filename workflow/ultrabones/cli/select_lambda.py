@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import EngineParams, SpecimenModel
     from ..engine.figures import lambda_figure
     from ..io.record import open_record
-    from ..io.tables import write_table
-    from ..sweep.lam import choose_lambda, lambda_table
+    from ..io.tables import save_figure, write_table
+    from ..sweep.lam import choose_lambda, lambda_table, write_choice
 
     paths = {
         option: output_path(args, option, f"lambda.{ext}")
@@ -65,12 +65,11 @@ def run(args: argparse.Namespace) -> int:
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     write_table(paths["table"], table, precision="measured")
-    lambda_figure(table).savefig(paths["figure"], dpi=110)
+    save_figure(lambda_figure(table), paths["figure"])
     lam, rule = choose_lambda(table)
-    choice = {"lam": lam, "rule": rule}
-    paths["choice"].write_text(json.dumps(choice, indent=1) + "\n")
+    write_choice(paths["choice"], lam, rule)
     print(table.to_string(index=False))
-    print(json.dumps(choice))
+    print(json.dumps({"lam": lam, "rule": rule}))
     return 0
 
 

@@ -7,17 +7,21 @@ parameters as configured); :func:`choose_lambda` reads the summary rows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..errors import InputDataError
 from ..evaluate.metrics import label_error_mm
+from ..io.tables import write_json
 from ..vocabulary import Reason
 from .local import kernel_of, label_tasks, record_tasks, warm_start
 from .table import bound_hits, frame_table
 
-__all__ = ["LAMBDAS", "choose_lambda", "lambda_table"]
+__all__ = ["LAMBDAS", "choose_lambda", "lambda_table", "read_choice", "write_choice"]
 
 #: Candidate weights (per mm of mean fiducial displacement), as in the paper.
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -140,3 +144,29 @@ def choose_lambda(table: pd.DataFrame) -> tuple[float, str]:
     reference = ok["correction_mm_median"].iloc[0]
     moving = ok[ok["correction_mm_median"] >= KEEP_CORRECTION * reference]
     return float(moving["lam"].max() if len(moving) else ok["lam"].min()), rule
+
+
+def write_choice(path, lam: float, rule: str) -> None:
+    """Write the choice file (``lambda.json``) that ``label-sweep --lam-from`` reads."""
+    write_json(path, {"lam": float(lam), "rule": rule})
+
+
+def read_choice(path) -> tuple[float, str]:
+    """Return the lambda and rule of a choice file written by :func:`write_choice`.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, not JSON, or has no non-negative number ``lam``.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        message = f"{path}: no lambda choice file (select-lambda writes it)"
+        raise InputDataError(message) from None
+    except json.JSONDecodeError as err:
+        raise InputDataError(f"{path}: not JSON ({err})") from err
+    lam = doc.get("lam") if isinstance(doc, dict) else None
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+        raise InputDataError(f"{path}: 'lam' must be a number >= 0, got {lam!r}")
+    return float(lam), str(doc.get("rule", ""))

@@ -56,6 +56,9 @@ class SweepOptions:
         Workflow config hash, recorded in the provenance.
     max_failed_fraction : float
         Fail when more of the frames with an image than this end in engine_error.
+    lam_rule : str
+        How the engine's lambda was chosen (a fixed value, or select-lambda's file
+        and rule), recorded in the provenance beside the engine parameters.
     """
 
     specimen: str
@@ -63,6 +66,7 @@ class SweepOptions:
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     config_hash: str = ""
     max_failed_fraction: float = 0.05
+    lam_rule: str = ""
 
 
 def label_sweep(
@@ -158,6 +162,7 @@ def _attrs(prov: dict, cal, params, options: SweepOptions) -> dict:
         ],
         "gamma_mm": float(params.gamma_mm),
         "engine_params": json.dumps(params.to_dict(), sort_keys=True),
+        "lam_rule": options.lam_rule,
         "seed": params.seed,
         "chunk_frames": options.chunk_frames,
     }
