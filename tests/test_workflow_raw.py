@@ -10,6 +10,10 @@ They are the same, byte for byte, except for provenance:
   ``CT_models`` link name the folders as each run reached them);
 - ``published/.../calibration.yaml``: that same first comment line,
   ``# ultrabones calibrate <recording folder as given>``;
+- ``qa/lambda/lambda.csv`` and ``lambda.png``: simulate mode also scores each lambda
+  against the truth (a ``label_error_mm_median`` column and panel); both modes choose
+  by the evidence alone (``label.select_lambda.choose_by``), so ``lambda.json`` and
+  every label are equal;
 - ``manifest.sha256``: the digests of these files.
 
 Everything else (chunks, masks, poses, splits, statistics, figures, exports) is equal.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -37,6 +42,8 @@ SIMULATE_ARGS = ("--cores", "2", "--configfile", "config/case.yaml")
 RAW_ARGS = (*SIMULATE_ARGS, "config/raw.yaml")
 #: Root attrs of a store that record where its inputs came from.
 PROVENANCE_ATTRS = ("config_hash", "inputs")
+#: The lambda table's column that only a simulated sweep's truth can fill.
+TRUTH_COLUMN = "label_error_mm_median"
 
 
 def prepare(workdir: Path) -> Path:
@@ -62,8 +69,10 @@ def release_files(workdir: Path) -> dict[str, Path]:
 
 def without_provenance(name: str, path: Path):
     """The file's content with its provenance left out (module docstring)."""
-    if name == "manifest.sha256":
-        return None  # digests of the files compared here one by one
+    if name in ("manifest.sha256", "qa/lambda/lambda.png"):
+        return None  # digests of files compared here; a plot of lambda.csv
+    if name == "qa/lambda/lambda.csv":
+        return pd.read_csv(path).drop(columns=TRUTH_COLUMN, errors="ignore").to_dict()
     if name.endswith(".zarr/zarr.json"):
         doc = json.loads(path.read_text())
         for key in PROVENANCE_ATTRS:
@@ -106,6 +115,8 @@ def test_raw_mode_on_a_simulated_cohort_gives_the_simulated_release(tmp_path):
         "labels/S01/tibia-1.zarr/zarr.json",
         "manifest.sha256",
         "published/specimen01/ultrasound_records/tibia/tibia-1/calibration.yaml",
+        "qa/lambda/lambda.csv",
+        "qa/lambda/lambda.png",
     ]
 
 

@@ -24,6 +24,7 @@ from ultrabones.engine.labels import (
 from ultrabones.engine.model import sample_surface
 from ultrabones.engine.refine import _population, at_bound
 from ultrabones.engine.warm import pilot_indices, sweep_prior
+from ultrabones.errors import ConfigError
 from ultrabones.studies.bench import pose_errors
 from ultrabones.sweep.lam import choose_lambda
 from ultrabones.transforms import matrix_from_params, params_from_matrix
@@ -316,7 +317,7 @@ def test_choose_lambda_with_truth_takes_least_error_within_discard_bound():
             "label_error_mm_median": [0.01, 0.05, 0.2],
         }
     )
-    lam, rule = choose_lambda(table)
+    lam, rule = choose_lambda(table, choose_by="truth")
     # 0.1 has the least error but discards half the frames: not allowed to win
     assert lam == 1.0 and "label error" in rule
 
@@ -333,6 +334,37 @@ def test_choose_lambda_without_truth_takes_strongest_penalty_that_still_corrects
     # 0.01 runs to the bounds; of the rest, 1.0 still keeps >= 50 % of 0.1's motion
     lam, rule = choose_lambda(table)
     assert lam == 1.0 and "correction" in rule
+
+
+def test_choose_lambda_by_evidence_ignores_the_truth_columns():
+    # the release's rule: a simulated table (with truth) chooses as a real one would
+    table = pd.DataFrame(
+        {
+            "lam": [0.1, 1.0, 10.0],
+            "correction_mm_median": [0.4, 0.3, 0.0],
+            "bound_hit_fraction": [0.0, 0.0, 0.0],
+            "discarded_fraction": [0.0, 0.0, 0.0],
+            "label_error_mm_median": [0.01, 0.05, 0.2],
+        }
+    )
+    assert choose_lambda(table)[0] == 1.0
+    assert choose_lambda(table.drop(columns="label_error_mm_median"))[0] == 1.0
+    assert choose_lambda(table, choose_by="truth")[0] == 0.1
+
+
+def test_choose_lambda_refuses_an_unknown_rule_or_truth_without_truth():
+    table = pd.DataFrame(
+        {
+            "lam": [0.1],
+            "correction_mm_median": [0.4],
+            "bound_hit_fraction": [0.0],
+            "discarded_fraction": [0.0],
+        }
+    )
+    with pytest.raises(ConfigError, match="unknown lambda rule 'oracle'.*evidence"):
+        choose_lambda(table, choose_by="oracle")
+    with pytest.raises(ConfigError, match="needs the simulator's truth"):
+        choose_lambda(table, choose_by="truth")
 
 
 def test_bone_beyond_the_search_box_is_rejected_at_bound(cyl_model):

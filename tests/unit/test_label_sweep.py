@@ -186,6 +186,16 @@ def test_select_lambda_writes_the_declared_paths_with_the_engine_options(
     assert out["figure"].stat().st_size > 1000
 
 
+def test_select_lambda_refuses_the_truth_rule_without_truth_before_labelling(
+    tmp_path, capsys
+):
+    # the refusal names the rule before the record is even opened
+    args = ["select-lambda", str(tmp_path / "absent"), "--model", str(tmp_path)]
+    assert main([*args, "--choose-by", "truth", "--out", str(tmp_path / "out")]) == 1
+    assert "'truth' needs the simulator's truth" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_lam_from_labels_with_the_chosen_lambda_and_records_the_rule(tmp_path):
     from ultrabones.sweep.lam import write_choice
 

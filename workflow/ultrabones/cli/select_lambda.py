@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_engine_options, engine_kwargs, output_path
+from .options import add_engine_options, engine_kwargs, given, output_path
 
 __all__ = ["add_parser", "run"]
 
@@ -24,6 +24,12 @@ def add_parser(sub) -> None:
     p.add_argument("--figure", help="plot of the table (default: OUT/lambda.png)")
     p.add_argument(
         "--truth", help="simulator truth folder of the sweep (label_full/<ts>.png)"
+    )
+    p.add_argument(
+        "--choose-by",
+        help="rule of the choice: evidence (refinements alone, as on a real sweep)"
+        " or truth (least label error; needs --truth); default DEFAULT_CHOOSE_BY"
+        " of ultrabones.sweep.lam",
     )
     p.add_argument("--frames", type=int, default=20, help="frames to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -46,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.figures import lambda_figure
     from ..io.record import open_record
     from ..io.tables import save_figure, write_table
-    from ..sweep.lam import choose_lambda, lambda_table, write_choice
+    from ..sweep.lam import check_rule, choose_lambda, lambda_table, write_choice
 
     paths = {
         option: output_path(args, option, f"lambda.{ext}")
         for option, ext in (("table", "csv"), ("choice", "json"), ("figure", "png"))
     }
+    choose = given(args, "choose_by")
+    check_rule(with_truth=bool(args.truth), **choose)
     record = open_record(args.record)
     model = SpecimenModel.load(args.model)
     with_image = record.image_rows()
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
     write_table(paths["table"], table, precision="measured")
     save_figure(lambda_figure(table), paths["figure"])
-    lam, rule = choose_lambda(table)
+    lam, rule = choose_lambda(table, **choose)
     write_choice(paths["choice"], lam, rule)
     print(table.to_string(index=False))
     print(json.dumps({"lam": lam, "rule": rule}))

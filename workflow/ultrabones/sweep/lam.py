@@ -14,14 +14,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputDataError
+from ..errors import ConfigError, InputDataError
 from ..evaluate.metrics import label_error_mm
 from ..io.tables import write_json
 from ..vocabulary import Reason
 from .local import kernel_of, label_tasks, record_tasks, warm_start
 from .table import bound_hits, frame_table
 
-__all__ = ["LAMBDAS", "choose_lambda", "lambda_table", "read_choice", "write_choice"]
+__all__ = [
+    "CHOOSE_BY",
+    "DEFAULT_CHOOSE_BY",
+    "LAMBDAS",
+    "check_rule",
+    "choose_lambda",
+    "lambda_table",
+    "read_choice",
+    "write_choice",
+]
 
 #: Candidate weights (per mm of mean fiducial displacement), as in the paper.
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -114,20 +123,44 @@ def _summary_row(table: pd.DataFrame, params) -> dict:
     }
 
 
-def choose_lambda(table: pd.DataFrame) -> tuple[float, str]:
+#: The rules :func:`choose_lambda` knows: ``evidence`` needs nothing but the
+#: refinements (a real sweep's only option), ``truth`` a simulated sweep's labels.
+CHOOSE_BY = ("evidence", "truth")
+#: The rule of the release: the one a real sweep can apply.
+DEFAULT_CHOOSE_BY = "evidence"
+
+
+def check_rule(*, with_truth: bool, choose_by: str = DEFAULT_CHOOSE_BY) -> None:
+    """Raise ``ConfigError`` unless ``choose_by`` is a rule usable with(out) truth."""
+    if choose_by not in CHOOSE_BY:
+        known = ", ".join(CHOOSE_BY)
+        raise ConfigError(f"unknown lambda rule {choose_by!r}; known: {known}")
+    if choose_by == "truth" and not with_truth:
+        raise ConfigError(
+            "the lambda rule 'truth' needs the simulator's truth (--truth)"
+        )
+
+
+def choose_lambda(
+    table: pd.DataFrame, choose_by: str = DEFAULT_CHOOSE_BY
+) -> tuple[float, str]:
     """Return the chosen lambda and the rule that chose it.
 
-    With truth (a ``label_error_mm_median`` column): the lambda of least median
-    label error among those discarding at most ``MAX_DISCARDED`` of the frames
-    (else the one discarding least). Without truth: the strongest penalty under
-    which the image still moves the poses, i.e. the largest lambda whose median
-    correction keeps at least ``KEEP_CORRECTION`` of the correction at the
-    smallest lambda, among those with at most ``MAX_BOUND_HITS`` of refinements at
-    a search bound. A weaker penalty lets noise pull the pose further for a
-    small gain; a stronger one stops the image from correcting at all (the median
-    correction collapses to zero).
+    ``choose_by="evidence"``: the strongest penalty under which the image still
+    moves the poses, i.e. the largest lambda whose median correction keeps at least
+    ``KEEP_CORRECTION`` of the correction at the smallest lambda, among those with
+    at most ``MAX_BOUND_HITS`` of refinements at a search bound. A weaker penalty
+    lets noise pull the pose further for a small gain; a stronger one stops the
+    image from correcting at all (the median correction collapses to zero). It is
+    the default because it is the rule a real sweep can apply: a simulated release
+    chosen by it is the release raw mode makes of the same frames.
+
+    ``choose_by="truth"`` (needs a ``label_error_mm_median`` column): the lambda of
+    least median label error among those discarding at most ``MAX_DISCARDED`` of the
+    frames (else the one discarding least).
     """
-    if "label_error_mm_median" in table:
+    check_rule(choose_by=choose_by, with_truth="label_error_mm_median" in table)
+    if choose_by == "truth":
         ok = table[table["discarded_fraction"] <= MAX_DISCARDED]
         rule = f"least median label error with <= {MAX_DISCARDED:.1%} discarded"
         if ok["label_error_mm_median"].notna().any():
