@@ -412,9 +412,21 @@ def get_lambda_inputs(wildcards):
     return inputs
 
 
-def lambda_truth_arg():
-    """``--truth`` for the lambda selection in simulate mode (score by label error)."""
-    return f"--truth {shlex.quote(truth_folder(first_sweep()))}" if SIMULATED else ""
+def lambda_rule_args():
+    """``--truth`` (simulate mode: each lambda's label error) and ``--choose-by``.
+
+    ``label.select_lambda.choose_by: auto`` chooses by the truth where the simulator
+    has one and by the evidence alone on recorded sweeps.
+    """
+    choose_by = config["label"]["select_lambda"]["choose_by"]
+    if choose_by == "auto":
+        choose_by = "truth" if SIMULATED else "evidence"
+    if choose_by == "truth" and not SIMULATED:
+        raise ValueError(
+            f"label.select_lambda.choose_by: truth needs input.mode simulate (mode {MODE})"
+        )
+    truth = f"--truth {shlex.quote(truth_folder(first_sweep()))} " if SIMULATED else ""
+    return f"{truth}--choose-by {choose_by}"
 
 
 def release_files():

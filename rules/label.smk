@@ -60,14 +60,12 @@ if LAMBDA_SELECTED:
         params:
             frames=config["label"]["select_lambda"]["frames"],
             seed=config["label"]["select_lambda"]["seed"],
-            choose_by=config["label"]["select_lambda"]["choose_by"],
             # the search that labels: every engine option but the candidate lam and
             # the engine seed (--seed samples the frames)
             engine=engine_options(exclude=("lam", "seed")),
-            truth=lambda_truth_arg(),
+            rule=lambda_rule_args(),
         shell:
             "ultrabones select-lambda {input.record:q} --model {input.model:q}"
-            " --frames {params.frames:q} --seed {params.seed:q} {params.truth}"
-            " --choose-by {params.choose_by:q}"
+            " --frames {params.frames:q} --seed {params.seed:q} {params.rule}"
             " {params.engine} --table {output.table:q} --choice {output.choice:q}"
             " --figure {output.figure:q} > {log:q} 2>&1"

@@ -165,6 +165,14 @@ def test_select_lambda_passes_its_outputs_and_the_labelling_search(workdir):
     for key in set(engine) - {"lam", "seed"}:
         assert f" --{key.replace('_', '-')} " in line, key
     assert " --lam " not in line and line.count(" --seed ") == 1  # the frame sample's
+    # simulate mode: each lambda scored against the truth, which chooses (auto)
+    assert " --truth results/simulate/" in line and " --choose-by truth " in line
+    extra = write_config(
+        workdir, {"label": {"select_lambda": {"choose_by": "evidence"}}}
+    )
+    proc = snakemake(workdir, "-n", "-p", target, "--cores", "1", "--configfile", extra)
+    (line,) = [s for s in proc.stdout.splitlines() if "ultrabones select-lambda" in s]
+    assert " --truth results/simulate/" in line and " --choose-by evidence " in line
 
 
 def label_sweep_lines(workdir, *args):

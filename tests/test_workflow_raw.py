@@ -212,6 +212,24 @@ def test_raw_input_problems_are_named_before_any_job(cohort, remove, raw, messag
     assert not (cohort / "results").exists()
 
 
+def test_raw_mode_chooses_lambda_by_the_evidence_and_refuses_the_truth(cohort):
+    extra = raw_config(cohort)
+    proc = snakemake(cohort, "-n", "-p", "--cores", "1", "--configfile", extra)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [s for s in proc.stdout.splitlines() if "ultrabones select-lambda" in s]
+    assert " --choose-by evidence " in line and "--truth" not in line, line
+    path = cohort / extra
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(
+        yaml.safe_dump({**doc, "label": {"select_lambda": {"choose_by": "truth"}}})
+    )
+    proc = snakemake(cohort, "-n", "--cores", "1", "--configfile", extra)
+    assert proc.returncode != 0
+    assert "label.select_lambda.choose_by: truth needs input.mode simulate" in (
+        proc.stderr + proc.stdout
+    )
+
+
 def test_raw_paths_reach_the_shell_quoted(cohort):
     hostile = cohort / "cohort" / "specimens" / "S01 $(touch PWNED)"
     (cohort / "cohort" / "specimens" / "S01").rename(hostile)

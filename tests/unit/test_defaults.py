@@ -39,13 +39,6 @@ CASES = [
         "label-sweep",
         "chunk_frames",
     ),
-    (
-        "label.select_lambda.choose_by",
-        "ultrabones.sweep.lam",
-        "DEFAULT_CHOOSE_BY",
-        "select-lambda",
-        "choose_by",
-    ),
 ]
 
 
