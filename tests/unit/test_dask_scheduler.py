@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from test_label_sweep import label_sweep, write_record
 
+from ultrabones.cli.label_sweep import _client
 from ultrabones.io.store import open_store
 
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -76,3 +78,25 @@ def test_external_scheduler_writes_the_local_clusters_store(
     for name in local.variables:
         a, b = local[name].values, remote[name].values
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+
+
+def _environ(*names: str) -> dict:
+    return {k: os.environ.get(k) for k in names}
+
+
+def test_local_workers_keep_glibcs_dynamic_mmap_threshold(monkeypatch):
+    """The local cluster's workers get dask's pre-spawn variables but the trim one."""
+    import dask
+
+    trim = "MALLOC_TRIM_THRESHOLD_"
+    # the nannies copy their variables into this process: start clean, undo after
+    for name in (trim, "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    with _client(1, "") as client:
+        try:
+            env = client.run(_environ, trim, "OMP_NUM_THREADS")
+        finally:
+            client.cluster.close()
+    assert list(env.values()) == [{trim: None, "OMP_NUM_THREADS": "1"}]
+    # only the local cluster: an external scheduler's workers keep dask's default
+    assert dask.config.get(f"distributed.nanny.pre-spawn-environ.{trim}") == 65536

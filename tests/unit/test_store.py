@@ -305,6 +305,23 @@ def test_flags_are_stored_as_cf_codes_and_read_as_strings(tmp_path):
     ]
 
 
+def test_read_variables_reads_what_open_store_reads(tmp_path):
+    from ultrabones.io.store import read_variables
+    from ultrabones.store import FRAME_VARIABLES
+
+    tasks = make_tasks(tmp_path)
+    work = new_store(tmp_path, tasks)
+    # chunks 1 and 2 never written: their fill values (NaN, 0, unset) read the same
+    work.write_chunk(0, slice(0, 2), chunk_dataset(run_chunk(tasks[:2], **kernel())))
+    names = ["timestamp", *FRAME_VARIABLES]
+    read, ds = read_variables(work.store, names), open_store(work.store)
+    for name in names:
+        want = ds[name].values
+        assert read[name].dtype == want.dtype, name
+        assert np.array_equal(read[name], want, equal_nan=want.dtype.kind == "f"), name
+    assert read["reason"].tolist() == ["ok", "correction_too_large", "", "", ""]
+
+
 def test_encode_flags_rejects_an_unknown_code():
     from ultrabones.store import encode_flags
 

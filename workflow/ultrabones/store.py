@@ -31,6 +31,7 @@ __all__ = [
     "FLAGS",
     "as_str",
     "compare_digests",
+    "decode_codes",
     "decode_flags",
     "encode_dataset",
     "encode_flags",
@@ -149,14 +150,26 @@ def decode_flags(ds: xr.Dataset) -> xr.Dataset:
         if name not in ds or ds[name].dtype.kind not in "iu":
             continue
         attrs = dict(ds[name].attrs)
-        meanings = ["", *attrs.pop("flag_meanings").split()[1:]]
+        strings = decode_codes(ds[name].values, attrs.pop("flag_meanings"))
         attrs.pop("flag_values", None)
-        codes = np.asarray(ds[name].values)
-        bad = codes >= len(meanings)
-        strings = np.array(meanings, dtype=_STR)[np.where(bad, 0, codes)]
-        strings[bad] = [f"invalid_code_{c}" for c in codes[bad]]
         out[name] = xr.Variable(ds[name].dims, strings, attrs=attrs)
     return out
+
+
+def decode_codes(codes, flag_meanings: str) -> np.ndarray:
+    """Return a flag variable's stored codes as strings by its ``flag_meanings``.
+
+    Code 0 (unset) becomes "", a code past the meanings ``invalid_code_<code>``.
+
+    >>> decode_codes([1, 0, 7], "unset kept discarded").tolist()
+    ['kept', '', 'invalid_code_7']
+    """
+    meanings = ["", *flag_meanings.split()[1:]]
+    codes = np.asarray(codes)
+    bad = codes >= len(meanings)
+    strings = np.array(meanings, dtype=_STR)[np.where(bad, 0, codes)]
+    strings[bad] = [f"invalid_code_{c}" for c in codes[bad]]
+    return strings
 
 
 def status_of(reason: str) -> str:

@@ -20,7 +20,8 @@ of each chunk and array metadata document in ``<store>/chunks.sha256`` (sha256su
 format; the root ``zarr.json``, whose provenance attrs name the git SHA, is covered by
 the release manifest instead). :func:`verify_store` checks that every chunk exists and
 matches. Flag variables (``status``, ``reason``) are encoded to codes on write and
-decoded to strings by :func:`open_store` (:func:`ultrabones.store.decode_flags`).
+decoded to strings by :func:`open_store` and :func:`read_variables`
+(:func:`ultrabones.store.decode_flags`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from ..errors import InputDataError
-from ..store import FLAGS, compare_digests, decode_flags, encode_dataset, encode_flags
+from ..store import (
+    FLAGS,
+    compare_digests,
+    decode_codes,
+    decode_flags,
+    encode_dataset,
+    encode_flags,
+)
 from .checksum import sha256_file
 
 __all__ = [
@@ -44,6 +53,7 @@ __all__ = [
     "WorkInProgress",
     "open_store",
     "clear_frames",
+    "read_variables",
     "open_work",
     "store_digests",
     "verify_store",
@@ -62,6 +72,32 @@ def open_store(path: str | Path) -> xr.Dataset:
     """Open a label store lazily, flags decoded (``consolidated=False`` as on write)."""
     with _quiet_listing():
         return decode_flags(xr.open_zarr(Path(path), consolidated=False))
+
+
+def read_variables(store: str | Path, names) -> dict[str, np.ndarray]:
+    """Return whole variables of a store in memory, flags decoded as by open_store.
+
+    For the small per-frame variables (poses, reasons, features) that the sweep
+    reads between its passes: zarr reads each one directly, where
+    :func:`open_store` reads every array's metadata (the images' and masks' too)
+    and builds a Dask graph per variable.
+    """
+    import zarr
+
+    group = zarr.open_group(Path(store), mode="r", zarr_format=3)
+    return {name: _decoded(name, group[name]) for name in names}
+
+
+def _decoded(name: str, array) -> np.ndarray:
+    """Return a zarr array's values, a flag variable's codes as strings.
+
+    As :func:`ultrabones.store.decode_flags`: string variables (stores written
+    before the codes) pass through.
+    """
+    values = array[...]
+    if name in FLAGS and values.dtype.kind in "iu":
+        return decode_codes(values, array.attrs["flag_meanings"])
+    return values
 
 
 @contextlib.contextmanager

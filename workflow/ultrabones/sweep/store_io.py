@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine import process_frame
 from ..engine.consistency import refit_plan
-from ..io.store import clear_frames, open_store, write_region, write_variables
+from ..io.store import clear_frames, read_variables, write_region, write_variables
 from ..store import as_str, chunk_dataset
 from ..vocabulary import MASKS
 from .checks import confidence_check
@@ -44,7 +44,7 @@ def mark_chunk(index: int, *, work, slices) -> None:
 
 def store_reasons(work) -> np.ndarray:
     """Return the frames' reason codes in the work store."""
-    return as_str(open_store(work.store)["reason"].values)
+    return as_str(read_variables(work.store, ["reason"])["reason"])
 
 
 def warm_start(work, client, tasks, kernel) -> dict:
@@ -68,12 +68,14 @@ def warm_start(work, client, tasks, kernel) -> dict:
 
 def _refit_plan(work, kernel) -> dict:
     """Plan the refit from the store's first-pass poses: frames and their starts."""
-    ds = open_store(work.store)
+    stored = read_variables(
+        work.store, ["timestamp", "pose_initial", "pose_refined", "reason"]
+    )
     frames, starts = refit_plan(
-        ds["timestamp"].values,
-        ds["pose_initial"].values,
-        ds["pose_refined"].values,
-        as_str(ds["reason"].values),
+        stored["timestamp"],
+        stored["pose_initial"],
+        stored["pose_refined"],
+        as_str(stored["reason"]),
         params=kernel["params"],
         fiducials=kernel["calibration"].probe_marker_fiducials_mm,
     )
@@ -111,12 +113,14 @@ def sweep_refit(work, client, tasks, kernel) -> None:
 
 def _checked(work, params, fiducials) -> dict:
     """Run the confidence check on the store's frames; return it as JSON values."""
-    ds = open_store(work.store)
+    stored = read_variables(
+        work.store, ["pose_initial", "pose_refined", "confidence_features", "reason"]
+    )
     checked = confidence_check(
-        ds["pose_initial"].values,
-        ds["pose_refined"].values,
-        ds["confidence_features"].values,
-        as_str(ds["reason"].values),
+        stored["pose_initial"],
+        stored["pose_refined"],
+        stored["confidence_features"],
+        as_str(stored["reason"]),
         params=params,
         fiducials=fiducials,
     )
