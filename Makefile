@@ -18,12 +18,16 @@ SNAKEMAKE := $(BIN)/snakemake
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# envs/constraints.txt pins every package (the snapshots' environment); pyproject.toml
+# keeps the ranges a user's own environment may take.
+CONSTRAINTS := envs/constraints.txt
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory system-libs
 	@$(MAKE) --no-print-directory browser
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[workflow,dev]'
 	$(BIN)/python -c "import open3d, zarr, xarray, numba, snakemake"
 	touch $(STAMP)
 
@@ -32,7 +36,7 @@ $(STAMP): pyproject.toml
 setup-model: $(MODEL_STAMP)
 
 $(MODEL_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[workflow,dev,model]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[workflow,dev,model]'
 	$(BIN)/python -c "import torch"
 	touch $(MODEL_STAMP)
 

@@ -93,10 +93,10 @@ def test_local_workers_keep_glibcs_dynamic_mmap_threshold(monkeypatch):
     for name in (trim, "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     with _client(1, "") as client:
-        try:
-            env = client.run(_environ, trim, "OMP_NUM_THREADS")
-        finally:
-            client.cluster.close()
+        env = client.run(_environ, trim, "OMP_NUM_THREADS")
+        cluster = client.cluster
     assert list(env.values()) == [{trim: None, "OMP_NUM_THREADS": "1"}]
+    # the local cluster ends with the client: no worker process outlives the sweep
+    assert cluster.status.name == "closed" and not cluster.workers
     # only the local cluster: an external scheduler's workers keep dask's default
     assert dask.config.get(f"distributed.nanny.pre-spawn-environ.{trim}") == 65536

@@ -11,6 +11,7 @@ paths as the submitting host.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -64,26 +65,34 @@ LOCAL_WORKER_CONFIG = {
 }
 
 
+@contextlib.contextmanager
 def _client(threads: int, scheduler: str):
+    """Yield a Dask client: of ``scheduler``, or of a local cluster closed with it.
+
+    ``Client(cluster)`` leaves a cluster it did not make running when it closes, so
+    the local cluster is closed here: its worker processes end with the sweep.
+    """
     import dask
     from dask.distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
-
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # the nannies read the config when the cluster makes them, here
-        with dask.config.set(LOCAL_WORKER_CONFIG):
-            cluster = LocalCluster(
-                n_workers=max(threads, 1),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: sweeps run side by side
-            )
-        client = Client(cluster)
-    log.info("%s", _dashboard_message(client, bokeh=_has_bokeh()))
-    return client
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            # the nannies read the config when the cluster makes them, here
+            with dask.config.set(LOCAL_WORKER_CONFIG):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=max(threads, 1),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",  # any free port: sweeps side by side
+                    )
+                )
+            client = stack.enter_context(Client(cluster))
+        log.info("%s", _dashboard_message(client, bokeh=_has_bokeh()))
+        yield client
 
 
 def _has_bokeh() -> bool:
