@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ultrabones.calibrate import calibrate_recording, paper_lag_grid
-from ultrabones.calibrate.dots import assign_triples, detect_dots
+from ultrabones.calibrate.dots import assign_triples, detect_dots, dot_threshold
 from ultrabones.calibrate.lag import covered_frames
 from ultrabones.calibrate.zgeometry import middle_points_phantom
 from ultrabones.cli import main
@@ -65,6 +65,23 @@ def test_detect_dots_is_sub_pixel():
     rc = detect_dots(image)
     rc = rc[np.argsort(rc[:, 0])]
     np.testing.assert_allclose(rc, [[10.25, 12.6], [30.7, 40.4]], atol=0.02)
+
+
+def test_detect_dots_gives_ndimages_centres_to_the_bit(clean_cohort):
+    # the blob-pixel sums are center_of_mass's terms in its order: the same bits
+    from scipy import ndimage
+
+    recording = read_phantom_recording(clean_cohort / "calibration" / "zcal")
+    for _, image in list(_images(recording))[:5]:
+        smooth = ndimage.gaussian_filter(image.astype(np.float64), 1.5)
+        threshold = dot_threshold(smooth, 8.0)
+        labels, count = ndimage.label(smooth > threshold)
+        index = np.arange(1, count + 1)
+        area = ndimage.sum_labels(np.ones_like(smooth), labels, index)
+        centres = np.asarray(ndimage.center_of_mass(smooth - threshold, labels, index))
+        rc = detect_dots(image)
+        assert rc.shape[0] >= 3
+        np.testing.assert_array_equal(rc, centres[area >= 4])
 
 
 def test_assign_triples_orders_bands_then_columns():
