@@ -17,6 +17,10 @@ from ultrabones.simulate.geometry import (
 from ultrabones.simulate.presets import Sources
 from ultrabones.simulate.render import (
     Tissue,
+    _draw_fibres,
+    _fibre_bundles,
+    _fibre_gain,
+    _muscle_top_px,
     beam_weights,
     draw_tissue,
     elevation_offsets_mm,
@@ -31,7 +35,7 @@ ROW = int(DEPTH / SPACING[1])
 
 
 def _tissue(**kw) -> Tissue:
-    """A plain tissue (no fascia) with mid-range values of every drawn parameter."""
+    """A plain tissue (no fascia, no fibre bundles), mid-range drawn parameters."""
     base = dict(
         skin_mm=1.0,
         skin_curvature=0.0,
@@ -50,7 +54,8 @@ def _tissue(**kw) -> Tissue:
         relief_mm=0.22,
         multipath=0.35,
         reverb=(0.06, 1.0),
-        sources=Sources(near_bone_fascia=False),
+        fibres=(0.2, 5.5, 0.0, 1.5, 0.45),
+        sources=Sources(near_bone_fascia=False, muscle_fibres=False),
     )
     base.update(kw)
     return Tissue(**base)
@@ -293,3 +298,56 @@ def test_central_plane_is_required():
     slab = SlabHits(np.array([0.5]), *np.zeros((3, 1, 4)))
     with pytest.raises(ValueError, match="offsets_mm must contain 0.0"):
         slab.central()
+
+
+def test_muscle_fibres_change_the_muscle_only():
+    on = _tissue(sources=Sources(near_bone_fascia=False))
+    off = _off(on, "muscle_fibres")
+    slab = _flat(1.0, tissue=on)  # thick bone at normal incidence: a full shadow
+    a, b = _render(slab, on, n=1), _render(slab, off, n=1)
+    top = int(np.floor(_muscle_top_px(on, GRID).min()))
+    # gel, skin and fat above the muscle, and the full shadow, are untouched
+    np.testing.assert_array_equal(a[:top], b[:top])
+    np.testing.assert_array_equal(a[_rows(6.0, 10.0)], b[_rows(6.0, 10.0)])
+    muscle = _rows(-14.0, -2.0)
+    assert np.abs(a[muscle] - b[muscle]).mean() > 5
+    # bundles add lateral streaks: more spread of 1 mm block means in the muscle
+    plain = _tissue(sources=Sources(near_bone_fascia=False, tissue_texture=False))
+    fibred = _off(plain, "muscle_fibres")
+    assert _lateral_structure(plain) > 1.5 * _lateral_structure(fibred)
+
+
+def test_fibre_bundles_run_mostly_laterally():
+    tissue = _tissue(fibres=(0.2, 5.5, 8.0, 1.5, 0.45))
+    bundles = _fibre_bundles(np.random.default_rng(0), tissue, GRID)
+    assert len(bundles) > 50
+    fibres = _draw_fibres(bundles, GRID.shape).astype(float)
+    across = np.abs(np.diff(fibres, axis=0)).mean()  # along the beam
+    along = np.abs(np.diff(fibres, axis=1)).mean()  # across the image
+    assert across > 4 * along
+    # tilts spread a few degrees around the sweep's 8 deg
+    tilt = np.rad2deg(np.arctan(bundles[:, 3] * SPACING[1] / SPACING[0]))
+    assert 5 < np.median(tilt) < 11 and np.percentile(np.abs(tilt - 8), 90) < 10
+
+
+def test_fibre_gain_keeps_the_muscle_mean_echo():
+    tissue = _tissue()
+    top = _muscle_top_px(tissue, GRID)
+    bundles = _fibre_bundles(np.random.default_rng(1), tissue, GRID)
+    gain = _fibre_gain(_draw_fibres(bundles, GRID.shape), top)
+    muscle = np.arange(GRID.shape[0])[:, None] >= top[None, :]
+    assert gain[muscle].mean() == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_array_equal(gain[~muscle], 1.0)
+    # between bundles the muscle is darker than its mean
+    assert np.median(gain[muscle]) < 0.9
+
+
+def test_fibre_bundles_are_drawn_from_the_generator():
+    tissue = _tissue()
+    a = _fibre_bundles(np.random.default_rng(5), tissue, GRID)
+    b = _fibre_bundles(np.random.default_rng(5), tissue, GRID)
+    c = _fibre_bundles(np.random.default_rng(6), tissue, GRID)
+    np.testing.assert_array_equal(
+        _draw_fibres(a, GRID.shape), _draw_fibres(b, GRID.shape)
+    )
+    assert a.shape != c.shape or not np.array_equal(a, c)

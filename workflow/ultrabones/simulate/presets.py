@@ -74,6 +74,8 @@ class Sources:
         Depth attenuation with a time-gain compensation that leaves a residual slope.
     tissue_texture : bool
         Muscle texture, fascia and tendon lines like the real frames.
+    muscle_fibres : bool
+        Muscle fascicle bundles: long, mostly lateral bright streaks, new every frame.
     near_bone_fascia : bool
         Lines 0-1 mm from the bone, as bright as oblique bone.
     sos_depth_scale : bool
@@ -91,6 +93,7 @@ class Sources:
     elevational_slab: bool = True
     attenuation_tgc: bool = True
     tissue_texture: bool = True
+    muscle_fibres: bool = True
     near_bone_fascia: bool = True
     sos_depth_scale: bool = True
     recorded_motion: bool = True

@@ -3,7 +3,9 @@
 The echo map of a frame is the sum of
 
 - soft tissue: gel, skin line, fat and muscle, times a muscle texture (streaky
-  hyperechoic perimysium on bundle-sized patches) with fascia lines across the image;
+  hyperechoic perimysium on bundle-sized patches) and, new in every frame, muscle
+  fascicle bundles (long, mostly lateral bright streaks), with fascia lines across
+  the image;
 - a fascia line 0-1 mm above part of the bone, as bright as oblique bone;
 - the cortical echo: per elevational plane, a thin line (axial PSF and sub-voxel
   surface relief around the surface, the cortex's backscatter decaying with bone
@@ -62,8 +64,9 @@ _BONE_TRANSMISSION = 1 - ((7.8 - 1.63) / (7.8 + 1.63)) ** 2
 # Elevational planes, in units of the slab's FWHM: +-1 FWHM holds 98 % of the beam.
 _SLAB_UNITS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 # Displayed speckle is the envelope to this power: below fully developed speckle, as
-# after the scanner's compounding and smoothing (matches the real sample's speckle SD).
-_SPECKLE_POWER = 0.6
+# after the scanner's compounding and smoothing. Fitted to the tiles' speckle SD of the
+# appearance set with the fibre bundles on (docs/results/appearance.md; 0.6 without).
+_SPECKLE_POWER = 0.5
 # Depth where the operator's overall gain leaves the echo unchanged: the superficial
 # muscle, where the sample's frames are brightest (12-16 mm, measured).
 _GAIN_REF_MM = 14.0
@@ -72,6 +75,21 @@ _GAIN_REF_MM = 14.0
 _MULTIPATH_SPREAD_MM = 2.0
 # Backscatter from just inside the cortex relative to its specular echo (0.5).
 _CORTEX_BACKSCATTER = 0.5
+# Perimysium septa brightness in the muscle texture, times their mean: fitted to the
+# appearance set (docs/results/appearance.md); 0.6 left the tiles too regular.
+_SEPTA_CONTRAST = 0.3
+# Spread of single fascicle bundles around the sweep's draw (source
+# ``muscle_fibres``): length log-SD and tilt SD, as in the appearance set's frames
+# (looked at, assumed).
+_FIBRE_LENGTH_LOG_SD = 0.5
+_FIBRE_TILT_SD_DEG = 4.0
+# Muscle echo between fascicle bundles, before renormalising to the muscle's mean
+# echo (fitted to the appearance set, docs/results/appearance.md).
+_FIBRE_FLOOR = 0.5
+# Bundle thickness along the beam, SD in mm (0.3-0.7 mm FWHM): fitted to the tissue
+# spectrum of the appearance set (docs/results/appearance.md); thinner bundles left
+# its centroid 25-45 % high.
+_FIBRE_SIGMA_MM = (0.12, 0.3)
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,9 @@ class Tissue:
     relief_mm: float
     multipath: float
     reverb: tuple[float, float]  # tail amplitude / cortical echo, decay length
+    # bundles per mm^2 of muscle, median length mm, tilt deg, median brightness
+    # (times the muscle echo), brightness log-SD
+    fibres: tuple[float, float, float, float, float]
     sources: Sources
 
 
@@ -159,6 +180,16 @@ def draw_tissue(rng: np.random.Generator, sources: Sources) -> Tissue:
         multipath=float(rng.uniform(0.15, 0.35)),  # oblique echo back late (assumed)
         # tail 3-10 % of the cortical echo, decaying over 0.5-1.5 mm (assumed)
         reverb=(float(rng.uniform(0.03, 0.1)), float(rng.uniform(0.5, 1.5))),
+        # fascicle bundles: density, length and brightness fitted to the appearance
+        # set (docs/results/appearance.md); the tilt (pennation seen in a transverse
+        # plane within ~10 deg of lateral) and the log-SD looked at there
+        fibres=(
+            float(rng.uniform(0.1, 0.3)),
+            float(rng.uniform(3.0, 8.0)),
+            float(rng.normal(0.0, 6.0)),
+            float(rng.uniform(1.0, 2.0)),
+            float(rng.uniform(0.35, 0.55)),
+        ),
         sources=sources,
     )
 
@@ -242,8 +273,10 @@ def _muscle_texture(rng, shape, spacing_mm) -> np.ndarray:
     rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     streak = map_coordinates(streak, [rr + bend, cc], order=1, mode="reflect")
     patches = 0.45 * _smooth_noise(rng, shape, spacing_mm, 2.5)
-    # septa up to ~8 dB above the fibres
-    tex = np.exp(patches) * (1 + 0.6 * np.minimum(streak / streak.mean(), 10.0))
+    # septa up to ~6 dB above the fibres
+    tex = np.exp(patches) * (
+        1 + _SEPTA_CONTRAST * np.minimum(streak / streak.mean(), 10.0)
+    )
     # unit geometric mean: the texture leaves the mean grey level (a log) in place
     return (tex / np.exp(np.log(tex).mean())).astype(np.float32)
 
@@ -258,12 +291,22 @@ def _smooth_noise(rng, shape, spacing_mm, sigma_mm: float) -> np.ndarray:
     return fine[: shape[0], : shape[1]]
 
 
+def _skin_mm(tissue: Tissue, grid: ImageGrid) -> np.ndarray:
+    """Depth (mm) of the skin line under each column."""
+    x = (np.arange(grid.shape[1]) + 0.5) * grid.spacing_mm[0]
+    return tissue.skin_mm + tissue.skin_curvature * (x - x.mean()) ** 2
+
+
+def _muscle_top_px(tissue: Tissue, grid: ImageGrid) -> np.ndarray:
+    """Row (px, fractional) where the muscle starts under each column."""
+    return (_skin_mm(tissue, grid) + tissue.fat_mm) / grid.spacing_mm[1]
+
+
 def _layers(tissue: Tissue, grid: ImageGrid) -> np.ndarray:
     """Echogenicity map (rows, cols): gel, skin line, fat, muscle."""
-    rows, cols = grid.shape
-    sx, sy = grid.spacing_mm
-    x = (np.arange(cols) + 0.5) * sx
-    skin = tissue.skin_mm + tissue.skin_curvature * (x - x.mean()) ** 2
+    rows = grid.shape[0]
+    sy = grid.spacing_mm[1]
+    skin = _skin_mm(tissue, grid)
     rel = (np.arange(rows) + 0.5)[:, None] * sy - skin[None, :]
     echo = np.where(rel < 0, 0.01, np.where(rel < tissue.fat_mm, 0.35, 0.75))
     echo = echo + 2.5 * np.exp(-0.5 * (rel / 0.2) ** 2)
@@ -308,7 +351,7 @@ def render_frame(
     bank : SpeckleBank
         From :func:`make_bank` with the same grid and tissue.
     rng : numpy.random.Generator
-        Per-frame draws (speckle field and crop, cortex roughness).
+        Per-frame draws (cortex roughness, speckle field and crop, fibre bundles).
     lateral_mm : float
         Probe position across the image, mm; shifts the muscle texture with it.
 
@@ -317,8 +360,13 @@ def render_frame(
     image : ndarray of shape (rows, cols), uint8
     """
     cols = grid.shape[1]
+    rough = 0.75 + 0.5 * gaussian_filter1d(rng.random(cols), 6.0)
+    k, q0 = int(rng.integers(_BANK)), int(rng.integers(_PAD))
     c0 = int(np.round(lateral_mm / grid.spacing_mm[0])) % (bank.texture.shape[1] - cols)
     echo = bank.layers * bank.texture[:, c0 : c0 + cols]
+    if tissue.sources.muscle_fibres:
+        fibres = _draw_fibres(_fibre_bundles(rng, tissue, grid), grid.shape)
+        echo *= _fibre_gain(fibres, _muscle_top_px(tissue, grid))
     if tissue.sources.tissue_texture:
         _draw_fascia(echo, tissue, grid, lateral_mm)
     if tissue.sources.near_bone_fascia:
@@ -326,14 +374,94 @@ def render_frame(
     echo -= bank.clutter
     echo *= _transmission(slab, grid, tissue)
     echo += bank.clutter
-    _draw_bone(echo, slab, grid, tissue, rng)
-    k, q0 = int(rng.integers(_BANK)), int(rng.integers(_PAD))
+    _draw_bone(echo, slab, grid, tissue, rough)
     echo *= bank.speckle[k, :, q0 : q0 + cols]
     return _compress(echo)
 
 
 def _gauss(sigma_px):
     return lambda f: np.exp(-0.5 * (f / sigma_px) ** 2)
+
+
+def _fibre_bundles(rng, tissue: Tissue, grid: ImageGrid) -> np.ndarray:
+    """Draw one frame's muscle fascicle bundles from the sweep's ``tissue.fibres``.
+
+    The elevational sweep crosses new fascicles every few frames, so the bundles
+    are drawn afresh per frame (unlike the texture, which is fixed in the tissue).
+    Centres lie uniformly in the muscle, below skin and fat.
+
+    Returns
+    -------
+    bundles : ndarray of shape (n, 6)
+        Centre row and column (px), length (px), slope (rows per column), SD along
+        the beam (px), brightness.
+    """
+    rows, cols = grid.shape
+    sx, sy = grid.spacing_mm
+    density, length_mm, tilt_deg, bright, log_sd = tissue.fibres
+    top = _muscle_top_px(tissue, grid)
+    area_mm2 = np.clip(rows - top, 0, None).sum() * sx * sy
+    n = int(rng.poisson(density * area_mm2))
+    c = rng.uniform(0, cols, n)
+    top_c = top[np.minimum(c.astype(np.int64), cols - 1)]
+    r = top_c + rng.random(n) * np.clip(rows - top_c, 0, None)
+    length = rng.lognormal(np.log(length_mm / sx), _FIBRE_LENGTH_LOG_SD, n)
+    tilt = np.deg2rad(rng.normal(tilt_deg, _FIBRE_TILT_SD_DEG, n))
+    sigma = rng.uniform(*_FIBRE_SIGMA_MM, n) / sy
+    amp = bright * rng.lognormal(0.0, log_sd, n)
+    return np.c_[r, c, length, np.tan(tilt) * sx / sy, sigma, amp]
+
+
+def _draw_fibres(bundles: np.ndarray, shape) -> np.ndarray:
+    """Rasterise fascicle bundles (from :func:`_fibre_bundles`) into a map, float32.
+
+    Each bundle is a straight streak, Gaussian across (its SD, cut at 3 SD) and
+    fading in and out along its length (sin^2), so no bundle ends in a hard edge;
+    overlaps add. Bundles are drawn in groups of one cut width, so thin ones do not
+    pay for the thickest.
+    """
+    half = np.ceil(3 * bundles[:, 4]).astype(np.int64)
+    parts = [_streaks(bundles[half == h], h, shape) for h in np.unique(half)]
+    flat = np.concatenate([np.zeros(0, np.int64), *(p[0] for p in parts)])
+    weight = np.concatenate([np.zeros(0, np.float32), *(p[1] for p in parts)])
+    out = np.bincount(flat, weight, shape[0] * shape[1])
+    return out.reshape(shape).astype(np.float32)
+
+
+def _streaks(bundles: np.ndarray, half: int, shape):
+    """Flat pixel indices and weights of bundles drawn over +-``half`` rows."""
+    rows, cols = shape
+    r, c, length, slope, sigma, amp = bundles.T
+    n_px = np.maximum(1, np.round(length)).astype(np.int64)
+    which = np.repeat(np.arange(n_px.size), n_px)
+    along = np.arange(which.size) - np.repeat(np.cumsum(n_px) - n_px, n_px)
+    u = (along + 0.5) / n_px[which]
+    col = np.round(c[which] + (u - 0.5) * n_px[which]).astype(np.int64)
+    row = r[which] + slope[which] * (col - c[which])
+    a = (amp[which] * np.sin(np.pi * u) ** 2).astype(np.float32)
+    base = np.round(row).astype(np.int64)
+    rr = base[:, None] + np.arange(-half, half + 1)[None, :]
+    frac = ((base - row) / sigma[which]).astype(np.float32)[:, None]
+    step = (1 / sigma[which]).astype(np.float32)[:, None]
+    offs = np.arange(-half, half + 1, dtype=np.float32)[None, :]
+    w = a[:, None] * np.exp(np.float32(-0.5) * (frac + offs * step) ** 2)
+    ok = (rr >= 0) & (rr < rows) & ((col >= 0) & (col < cols))[:, None]
+    return (rr * cols + col[:, None])[ok], w[ok]
+
+
+def _fibre_gain(fibres: np.ndarray, top_px: np.ndarray) -> np.ndarray:
+    """Echo gain (rows, cols) of a bundle map: 1 above the muscle (``top_px``).
+
+    Bundles gather the muscle's backscatter rather than add to it: between them
+    the muscle sits at ``_FIBRE_FLOOR`` and the gain has mean 1 over the muscle,
+    so the muscle's mean echo stays where the layers put it.
+    """
+    muscle = np.arange(fibres.shape[0])[:, None] >= top_px[None, :]
+    if not muscle.any():
+        return np.ones_like(fibres)
+    gain = np.where(muscle, _FIBRE_FLOOR + fibres, np.float32(1.0))
+    gain[muscle] /= np.float32(_FIBRE_FLOOR + fibres[muscle].mean())
+    return gain
 
 
 def _draw_fascia(echo, tissue: Tissue, grid: ImageGrid, lateral_mm: float) -> None:
@@ -451,12 +579,13 @@ def _cortex_profile(tissue: Tissue, sy: float):
     return profile
 
 
-def _draw_bone(echo, slab: SlabHits, grid: ImageGrid, tissue: Tissue, rng) -> None:
-    """Add each plane's cortical echo (beam-weighted) and the reverberation tail."""
+def _draw_bone(echo, slab: SlabHits, grid: ImageGrid, tissue: Tissue, rough) -> None:
+    """Add each plane's cortical echo and the reverberation tail.
+
+    The echo is beam-weighted and times the per-column cortex roughness ``rough``.
+    """
     sy = grid.spacing_mm[1]
-    cols = grid.shape[1]
     w = beam_weights(slab.offsets_mm, tissue.elevation_fwhm_mm)
-    rough = 0.75 + 0.5 * gaussian_filter1d(rng.random(cols), 6.0)
     if tissue.sources.cortical_echo:
         cos = slab.cos_incidence**tissue.incidence_power
     else:
