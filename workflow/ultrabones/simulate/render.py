@@ -180,17 +180,25 @@ def draw_tissue(rng: np.random.Generator, sources: Sources) -> Tissue:
         multipath=float(rng.uniform(0.15, 0.35)),  # oblique echo back late (assumed)
         # tail 3-10 % of the cortical echo, decaying over 0.5-1.5 mm (assumed)
         reverb=(float(rng.uniform(0.03, 0.1)), float(rng.uniform(0.5, 1.5))),
-        # fascicle bundles: density, length and brightness fitted to the appearance
-        # set (docs/results/appearance.md); the tilt (pennation seen in a transverse
-        # plane within ~10 deg of lateral) and the log-SD looked at there
-        fibres=(
-            float(rng.uniform(0.1, 0.3)),
-            float(rng.uniform(3.0, 8.0)),
-            float(rng.normal(0.0, 6.0)),
-            float(rng.uniform(1.0, 2.0)),
-            float(rng.uniform(0.35, 0.55)),
-        ),
+        fibres=_draw_fibre_settings(rng),
         sources=sources,
+    )
+
+
+def _draw_fibre_settings(rng: np.random.Generator) -> tuple[float, ...]:
+    """Draw a sweep's fascicle bundles: density, length, tilt, brightness, log-SD.
+
+    Density (per mm^2), median length (mm) and brightness are fitted to the
+    appearance set (docs/results/appearance.md); the tilt (deg: pennation seen in a
+    transverse plane within ~10 deg of lateral) and the brightness log-SD were looked
+    at there.
+    """
+    return (
+        float(rng.uniform(0.1, 0.3)),
+        float(rng.uniform(3.0, 8.0)),
+        float(rng.normal(0.0, 6.0)),
+        float(rng.uniform(1.0, 2.0)),
+        float(rng.uniform(0.35, 0.55)),
     )
 
 
