@@ -105,8 +105,9 @@ def measure(root, *, seed, frames, inject, sweep_bone) -> pd.DataFrame:
             row[f"p{i}"] = res.pose_initial[i]
             row[f"r{i}"] = res.pose_refined[i]
         if res.kept:
+            bound = bool(res.confidence_features[FEATURES.index("at_bound")])
             row |= frame_features(
-                res, res.masks, model=use, calibration=cal, params=params
+                res, res.masks, bound, model=use, calibration=cal, params=params
             )
             if truth is not None:
                 full = read_png(truth / "label_full" / f"{stamp}.png") > 0
@@ -114,9 +115,10 @@ def measure(root, *, seed, frames, inject, sweep_bone) -> pd.DataFrame:
                 row |= truth_row(res, full, visible, spacing_mm=cal.pixel_spacing_mm)
                 row |= pose_errors(
                     res,
-                    placement[stamp],
+                    placement[stamp].ct_from_image,
                     calibration=cal,
                     label_rc=np.argwhere(full),
+                    depth_scale=placement[stamp].depth_scale,
                 )
         out.append(row)
     table = pd.DataFrame(out)

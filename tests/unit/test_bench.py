@@ -82,6 +82,30 @@ def test_pose_error_of_a_shift_is_the_shift_for_any_calibration():
     assert err["fiducial_error_mm_initial"] == pytest.approx(0.5)
 
 
+def test_pose_error_counts_where_a_depth_scaled_pixel_truly_lies():
+    cal = calibration()
+    probe = invert_rigid(cal.probe_from_image)
+    # the true pose, but the tissue's speed of sound puts every pixel 2 % deeper
+    res = FrameResult("ok", params_from_matrix(probe), params_from_matrix(probe))
+    err = pose_errors(
+        res, np.eye(4), calibration=cal, label_rc=[[10, 4]], depth_scale=1.02
+    )
+    depth = points_image_from_rc(image_grid_rc(SHAPE), SPACING)[:, 1]
+    assert err["pose_error_mm_initial"] == pytest.approx(0.02 * depth.mean())
+    label_depth = points_image_from_rc([[10, 4]], SPACING)[0, 1]
+    assert err["label_pose_error_mm_refined"] == pytest.approx(0.02 * label_depth)
+    # a pose shifted 2 % of the label's depth down is right at the label
+    shift = matrix_from_params([0, 0.02 * label_depth, 0, 0, 0, 0])
+    res = FrameResult(
+        "ok", params_from_matrix(shift @ probe), params_from_matrix(probe)
+    )
+    err = pose_errors(
+        res, np.eye(4), calibration=cal, label_rc=[[10, 4]], depth_scale=1.02
+    )
+    assert err["label_pose_error_mm_initial"] == pytest.approx(0.0, abs=1e-9)
+    assert err["fiducial_error_mm_initial"] > 0.0
+
+
 def band(top_rows, shape=SHAPE, width=3):
     """A mask whose column c has ``width`` pixels from row ``top_rows[c]`` down."""
     mask = np.zeros(shape, bool)

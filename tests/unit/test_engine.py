@@ -206,6 +206,26 @@ def test_refinement_recovers_known_shift(cyl_model):
     assert res.objective_refined > res.objective_initial
 
 
+def test_in_plane_refinement_keeps_the_tracked_image_plane(cyl_model):
+    cal = calibration()
+    start = [0.5, -0.4, 0.3, 0.4, -0.3, 0.2]
+    res = refine_ring(cyl_model, start)
+    assert res.objective_refined > res.objective_initial
+    placed = [
+        matrix_from_params(p) @ cal.probe_from_image
+        for p in (res.pose_initial, res.pose_refined)
+    ]
+    normal = placed[0][:3, 2]
+    # the same plane: its normal and its offset along the normal do not move
+    np.testing.assert_allclose(placed[1][:3, 2], normal, atol=1e-9)
+    assert abs(normal @ (placed[1][:3, 3] - placed[0][:3, 3])) < 1e-9
+    assert not np.allclose(res.pose_refined, res.pose_initial)
+    rigid = refine_ring(cyl_model, start, motion="rigid")
+    assert not np.allclose(
+        (matrix_from_params(rigid.pose_refined) @ cal.probe_from_image)[:3, 2], normal
+    )
+
+
 def test_refined_pose_never_worse_than_start(cyl_model):
     res = process_frame(
         ring_image(), np.eye(4), model=cyl_model, calibration=calibration(), seed=5

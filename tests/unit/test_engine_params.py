@@ -94,6 +94,7 @@ def test_params_survive_their_json_round_trip():
         ({"facing_min": 1.0}, r"facing_min must be in \[0.0, 1.0\)"),
         ({"evidence_downsample": 0}, "evidence_downsample must be in"),
         ({"pull_back_fraction": -0.1}, "pull_back_fraction must be in"),
+        ({"motion": "planar"}, "motion must be one of"),
     ],
 )
 def test_out_of_range_heuristics_are_refused_naming_them(kw, match):

@@ -73,7 +73,8 @@ def test_lambda_summary_pools_sources_and_counts_unrefined_frames_as_discards():
         ],
         ignore_index=True,
     )
-    runs.loc[[0, 4], "x_refined"] = 1.0  # a frame per lambda at the 1 mm bound
+    runs["at_bound"] = 0.0
+    runs.loc[[0, 4], "at_bound"] = 1.0  # a frame per lambda at the search's edge
     s = lambda_summary(runs).set_index("lam")
     assert s.index.tolist() == [0.1, 1.0]
     assert s.loc[1.0, "frames"] == 3
@@ -184,7 +185,7 @@ def fake_engine_runs(sources, params, lambdas):
                 row |= dict(zip(POSE_COLUMNS, pose, strict=True))
                 row |= dict(zip(refined, pose + eps, strict=True))
                 row |= {"status": "kept", "evaluations": 5, "lateral_mm": 0.1}
-                row |= {"cpu_ms": 10.0}
+                row |= {"cpu_ms": 10.0, "at_bound": float(params.objective == "eq3")}
                 row |= {"fiducial_correction_mm": 0.4 / (1 + lam), "axial_mm": 0.0}
                 rows.append(row)
     return pd.DataFrame(rows)

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         sim, cohorts, names = _simulated(args, preset, params, Path(tmp))
         appearance = _appearance(args, cohorts)
     real = _real(args, params, frames=int((sim["robust"]["lam"] == params.lam).sum()))
-    robust, eq3 = _tables(sim, real, params)
+    robust, eq3 = _tables(sim, real)
     doc = {
         "settings": _settings(args, params, names),
         "robust": robust.to_dict("records"),
@@ -248,18 +248,16 @@ def _real(args, params, *, frames):
     return runs
 
 
-def _tables(sim, real, params):
+def _tables(sim, real):
     """Side-by-side summaries of the robust grid and of Eq. 3."""
     import pandas as pd
 
     from ..studies.honesty import EQ3_LAMBDAS, lambda_summary, side_by_side
 
-    bounds = (params.bounds_mm, params.bounds_deg)
-
     def summary(runs):
         if runs is None:
             return pd.DataFrame({"lam": list(EQ3_LAMBDAS)})
-        return lambda_summary(runs, bounds=bounds)
+        return lambda_summary(runs)
 
     robust = side_by_side(summary(sim["robust"]), summary(real["robust"]))
     return robust, side_by_side(summary(sim["eq3"]), summary(real["eq3"]))

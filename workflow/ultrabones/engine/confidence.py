@@ -34,7 +34,6 @@ from ..vocabulary import CONFIDENCE_FEATURES as FEATURES
 from .geometry import fiducial_displacement_mm, frame_geometry
 from .model import CELL_MM
 from .params import CONFIDENCE_SIGNS as SIGNS
-from .refine import at_bound
 
 __all__ = [
     "FEATURES",
@@ -155,7 +154,7 @@ def _curve_samples(model, geom, sigma_mm):
     return index[keep], pts[keep]
 
 
-def frame_features(result, masks, eps, *, model, calibration, params) -> dict:
+def frame_features(result, masks, bound, *, model, calibration, params) -> dict:
     """Return the per-frame features of a refined frame (``neighbour_mm`` is 0).
 
     Parameters
@@ -164,8 +163,8 @@ def frame_features(result, masks, eps, *, model, calibration, params) -> dict:
         With the refined pose and objective.
     masks : dict of str to ndarray of shape (rows, cols), bool
         The frame's masks (``label`` and ``oblique`` make up the lit curve).
-    eps : ndarray of shape (6,)
-        The search's perturbation of its start (``at_bound`` is read off it).
+    bound : bool
+        Whether the search ended on its box's edge (``Refinement.at_bound``).
     model : SpecimenModel
     calibration : Calibration
     params : EngineParams
@@ -179,7 +178,6 @@ def frame_features(result, masks, eps, *, model, calibration, params) -> dict:
     length = curve_length_mm(
         band, spacing_mm=calibration.pixel_spacing_mm, gamma_mm=params.gamma_mm
     )
-    bound = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
     inside = inside_fraction(
         model,
         result.pose_refined,

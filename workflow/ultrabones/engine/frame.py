@@ -30,7 +30,7 @@ from .objective import (
     Surface,
 )
 from .params import EngineParams, FrameResult, _empty_masks
-from .refine import at_bound, refine
+from .refine import IN_PLANE, refine
 
 __all__ = ["FrameRejected", "process_frame"]
 
@@ -153,6 +153,7 @@ def _robust(problem: _Problem, rng, full, prior):
         centre,
         sigma_mm=params.sigma_mm,
         ratio=params.flat_ratio,
+        axes=IN_PLANE if params.motion == "in_plane" else None,
     )
     return refine(
         fine, params=params, rng=rng, coarse=coarse, pull=(centre, flat), prior=prior
@@ -252,7 +253,7 @@ def _frame(image, ct_from_probe, model, calibration, params, result, search):
     result.objective_refined = ref.objective_refined
     result.evaluations = ref.evaluations
     refined = render_label(model, geom, ref.eps, gamma_mm=params.gamma_mm)
-    return _masks(initial, refined, params), ref.eps
+    return _masks(initial, refined, params), ref.at_bound
 
 
 def _masks(initial, refined, params) -> dict:
@@ -268,13 +269,11 @@ def _masks(initial, refined, params) -> dict:
     }
 
 
-def _validate(result, masks, eps, params) -> Reason:
-    """Return the frame's reason; ``eps`` is the search's perturbation of its start."""
+def _validate(result, masks, bound: bool, params) -> Reason:
+    """Return the frame's reason; ``bound``: the search ended on its box's edge."""
     if result.fiducial_correction_mm > params.max_correction_mm:
         return Reason.CORRECTION_TOO_LARGE
-    if params.reject_at_bound and at_bound(
-        eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg
-    ):
+    if params.reject_at_bound and bound:
         return Reason.CORRECTION_AT_BOUND
     if masks["full_refined"].sum() < params.min_label_px:
         return Reason.TOO_FEW_INTERSECTION_PIXELS
@@ -330,7 +329,7 @@ def process_frame(
     masks = _empty_masks(calibration.shape)
     try:
         start = None if start is None else np.asarray(start, float)
-        computed, eps = _frame(
+        computed, bound = _frame(
             image,
             ct_from_probe,
             model,
@@ -340,13 +339,13 @@ def process_frame(
             _Search(prior, start, rng),
         )
         features = frame_features(
-            result, computed, eps, model=model, calibration=calibration, params=params
+            result, computed, bound, model=model, calibration=calibration, params=params
         )
         result.confidence_features = np.array([features[k] for k in FEATURES])
         result.confidence = float(
             confidence_score(result.confidence_features, params.confidence_model)
         )
-        reason = _validate(result, computed, eps, params)
+        reason = _validate(result, computed, bound, params)
         masks = computed if reason == Reason.OK else masks
     except FrameRejected as rej:
         reason = rej.reason

@@ -199,7 +199,7 @@ class FrameGeometry:
         return eps
 
 
-def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio):
+def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio, axes=None):
     """Return the image motions that leave the bone's intersection unchanged.
 
     A motion (translation t mm, rotation w deg about ``centre_mm``, image axes)
@@ -210,9 +210,12 @@ def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio):
     along the directions the image cannot pin: a long bone's axis, the roll
     about it.
 
+    With ``axes`` (indices of the local motion, e.g. the in-plane ones), only
+    motions among those components are considered.
+
     Returns
     -------
-    flat : ndarray of shape (k, 6)
+    flat : ndarray of shape (k, 6), or (k, len(axes))
         Orthonormal (in local mm/deg units) directions with eigenvalue below
         ``ratio`` times the largest; ``k`` may be 0.
     """
@@ -223,8 +226,10 @@ def flat_directions(points, normals, weights, centre_mm, *, sigma_mm, ratio):
         np.asarray(centre_mm, np.float64),
         float(sigma_mm),
     )
+    if axes is not None:
+        info = info[np.ix_(axes, axes)]
     if not total > 0:
-        return np.zeros((0, 6))
+        return np.zeros((0, len(info)))
     values, vectors = np.linalg.eigh(info)
     return vectors[:, values < ratio * values.max()].T
 

@@ -12,12 +12,15 @@ from ..vocabulary import MASKS
 #: Sign each coefficient must have (the model is monotone in every feature).
 CONFIDENCE_SIGNS = (1.0, 1.0, -1.0, -1.0)
 
-__all__ = ["OBJECTIVES", "REFINEMENTS", "EngineParams", "FrameResult"]
+__all__ = ["MOTIONS", "OBJECTIVES", "REFINEMENTS", "EngineParams", "FrameResult"]
 
 #: Objectives the refinement can maximise (see ``docs/engine.md``).
 OBJECTIVES = ("robust", "eq3", "authors")
 #: Refinement modes: each frame alone (the paper) or consistent along the sweep.
 REFINEMENTS = ("frame", "sweep")
+#: Motions the robust objective's search explores: the image moving within its own
+#: plane about the bone, or every rigid motion (the paper's six offsets).
+MOTIONS = ("in_plane", "rigid")
 
 #: Smallest surface sample spacing (mm): the model's samples, and so its memory, grow
 #: as 1/spacing^2 (about 1-8 M samples at the default 0.25 mm; 0.02 mm took 14 GiB).
@@ -123,6 +126,13 @@ class EngineParams:
     pull_back_fraction : float
         The pull-back undoes components of the correction while the objective loses
         less than this fraction of the refinement's gain.
+    motion : {"in_plane", "rigid"}
+        What the robust objective's search moves: ``in_plane``, the image within its
+        own plane about the bone in view (lateral and axial shift, rotation about
+        the plane's normal; ``bounds_mm``/``bounds_deg`` apply to these), keeping
+        the tracked elevation and tilts, which one image of a long bone does not pin
+        (``docs/results/pose_error.md``); ``rigid``: the six pose offsets, as the
+        paper. ``eq3`` and ``authors`` always search the six offsets.
     bone_weight : float
         Weight of the imaged bone's displacement beside the probe fiducials' (which
         share weight 1) in the robust objective's penalty; 0 is Eq. 3's term alone.
@@ -164,6 +174,7 @@ class EngineParams:
     flat_ratio: float = 0.05
     pull_back_fraction: float = 0.1
     bone_weight: float = 1.0
+    motion: str = "in_plane"
     seed: int = 0
 
     def __post_init__(self):
@@ -175,6 +186,10 @@ class EngineParams:
         if self.refinement not in REFINEMENTS:
             raise ParameterError(
                 f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}"
+            )
+        if self.motion not in MOTIONS:
+            raise ParameterError(
+                f"motion must be one of {MOTIONS}, got {self.motion!r}"
             )
         positive = ("gamma_mm", "sigma_mm", "max_correction_mm")
         for name in (*positive, "sweep_window_s", "sweep_residual_mm"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ SHOWN_FRAMES = 48
 __all__ = [
     "POSE_GRID",
     "SHOWN_FRAMES",
+    "TruePlacement",
     "BenchRun",
     "bench_record",
     "auroc",
@@ -184,7 +186,12 @@ def truth_row(result, full_truth, visible_truth, *, spacing_mm) -> dict:
 
 
 def _mean_distance(ct_from_a, ct_from_b, points) -> float:
-    a, b = apply_rigid(ct_from_a, points), apply_rigid(ct_from_b, points)
+    return _pixel_distance(ct_from_a, points, ct_from_b, points)
+
+
+def _pixel_distance(ct_from_a, points_a, ct_from_b, points_b) -> float:
+    """Mean CT distance of the points ``points_a`` under ``ct_from_a`` and ``_b``."""
+    a, b = apply_rigid(ct_from_a, points_a), apply_rigid(ct_from_b, points_b)
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
 
@@ -216,31 +223,42 @@ def image_grid_rc(shape, *, n: int = POSE_GRID) -> np.ndarray:
     return np.c_[r.ravel(), c.ravel()]
 
 
-def pose_errors(result, true_ct_from_image, *, calibration, label_rc) -> dict:
+def pose_errors(
+    result, true_ct_from_image, *, calibration, label_rc, depth_scale=1.0
+) -> dict:
     """Pose errors (mm) of one frame's initial and refined poses against truth.
 
     ``pose_error_mm``: the true 3D pose error, the mean distance in CT of the image
     points of a 16 x 16 grid over the whole image (:func:`image_grid_rc`) between
-    the frame's image placement (pose and the record's calibration) and the true
-    one (this replaced the mean over the four image corners); ``label``: the same
-    over the true label's pixels (``label_rc``, row/col; NaN when empty);
-    ``fiducial``: mean distance of the probe fiducials under the pose and under
-    ``true_ct_from_image @ image_from_probe`` (the image placement's probe pose).
+    where the frame's image placement (pose and the record's calibration) puts each
+    pixel and where that pixel truly lies (``true_ct_from_image`` at the depths the
+    tissue's speed of sound gives: ``depth_scale`` times the record's row spacing);
+    ``label``: the same over the true label's pixels (``label_rc``, row/col; NaN when
+    empty); ``fiducial``: mean distance of the probe fiducials under the pose and
+    under ``true_ct_from_image @ image_from_probe`` (the image placement's probe
+    pose). With a depth scale no rigid pose is error-free: a pixel's error is what a
+    user mapping the label into CT with the released pose gets.
     """
     from ..transforms import invert_rigid
 
     spacing = calibration.pixel_spacing_mm
-    grid = points_image_from_rc(image_grid_rc(calibration.shape), spacing)
-    label = points_image_from_rc(label_rc, spacing)
+    true_spacing = (spacing[0], spacing[1] * depth_scale)
+    rc = {"grid": image_grid_rc(calibration.shape), "label": np.asarray(label_rc)}
+    shown = {k: points_image_from_rc(v, spacing) for k, v in rc.items()}
+    true = {k: points_image_from_rc(v, true_spacing) for k, v in rc.items()}
     true_probe = true_ct_from_image @ invert_rigid(calibration.probe_from_image)
     fid = calibration.probe_marker_fiducials_mm
     out = {}
     for stage in ("initial", "refined"):
         ct_from_probe = matrix_from_params(getattr(result, f"pose_{stage}"))
         placed = ct_from_probe @ calibration.probe_from_image
-        out[f"pose_error_mm_{stage}"] = _mean_distance(placed, true_ct_from_image, grid)
+        out[f"pose_error_mm_{stage}"] = _pixel_distance(
+            placed, shown["grid"], true_ct_from_image, true["grid"]
+        )
         out[f"label_pose_error_mm_{stage}"] = (
-            _mean_distance(placed, true_ct_from_image, label) if len(label) else np.nan
+            _pixel_distance(placed, shown["label"], true_ct_from_image, true["label"])
+            if len(rc["label"])
+            else np.nan
         )
         out[f"fiducial_error_mm_{stage}"] = _mean_distance(
             ct_from_probe, true_probe, fid
@@ -303,8 +321,19 @@ def truth_dir(root):
     return truth if truth and (truth / "label_full").is_dir() else None
 
 
+class TruePlacement(NamedTuple):
+    """Where a simulated frame truly lies: its image placement and depth scale."""
+
+    ct_from_image: np.ndarray
+    depth_scale: float
+
+
 def true_placement(truth) -> dict:
-    """Return the true ``ct_from_image`` per timestamp of a simulated sweep."""
+    """Return the :class:`TruePlacement` per timestamp of a simulated sweep.
+
+    ``depth_scale`` is the sweep's true-over-displayed depth ratio (the simulator's
+    speed of sound; 1 in truth tables written before it existed).
+    """
     from ..io.calibration import read_calibration
     from ..io.record import read_poses_table
 
@@ -312,7 +341,12 @@ def true_placement(truth) -> dict:
     calibration = read_calibration(truth.parents[3] / "calibration.yaml")
     ct_from_probe = matrix_from_params(poses[list(POSE_COLUMNS)].to_numpy(float))
     placed = ct_from_probe @ calibration.probe_from_image
-    return dict(zip(poses["timestamp"].astype(int).tolist(), placed, strict=True))
+    scale = poses.get("depth_scale", pd.Series(1.0, index=poses.index)).to_numpy(float)
+    stamps = poses["timestamp"].astype(int).tolist()
+    return {
+        t: TruePlacement(m, float(k))
+        for t, m, k in zip(stamps, placed, scale, strict=True)
+    }
 
 
 class _Keep:
@@ -349,9 +383,10 @@ class _Keep:
             res, full, visible, spacing_mm=calibration.pixel_spacing_mm
         ) | pose_errors(
             res,
-            self.placement[stamp],
+            self.placement[stamp].ct_from_image,
             calibration=calibration,
             label_rc=np.argwhere(full),
+            depth_scale=self.placement[stamp].depth_scale,
         )
 
 

@@ -132,11 +132,11 @@ def engine_runs(sources, params, lambdas) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def lambda_summary(runs: pd.DataFrame, *, bounds=(1.0, 1.0)) -> pd.DataFrame:
+def lambda_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Pool the frames of every source per lambda: one summary row each.
 
     Over the frames the engine refined (``evaluations > 0``): the median fiducial
-    correction, the share ending at a search bound (``bounds``: mm, deg), the
+    correction, the share whose search ended on its box's edge, the
     medians of the absolute lateral and axial image motion and the median CPU time
     per frame; over all frames: the discarded share.
 
@@ -144,8 +144,6 @@ def lambda_summary(runs: pd.DataFrame, *, bounds=(1.0, 1.0)) -> pd.DataFrame:
     ----------
     runs : DataFrame
         Of :func:`engine_runs`.
-    bounds : tuple of float
-        Search box ``(bounds_mm, bounds_deg)`` of the engine parameters.
 
     Returns
     -------
@@ -164,7 +162,7 @@ def lambda_summary(runs: pd.DataFrame, *, bounds=(1.0, 1.0)) -> pd.DataFrame:
                 "correction_mm_median": float(
                     worked["fiducial_correction_mm"].median()
                 ),
-                "bound_hit_fraction": float(bound_hits(worked, bounds=bounds).mean()),
+                "bound_hit_fraction": float(bound_hits(worked).mean()),
                 "discarded_fraction": float((t["status"] != "kept").mean()),
                 "lateral_mm_median_abs": float(worked["lateral_mm"].abs().median()),
                 "axial_mm_median_abs": float(worked["axial_mm"].abs().median()),

@@ -113,9 +113,7 @@ def _summary_row(table: pd.DataFrame, params) -> dict:
         "lam": params.lam,
         "frames": len(worked),
         "correction_mm_median": float(worked["fiducial_correction_mm"].median()),
-        "bound_hit_fraction": float(
-            bound_hits(worked, bounds=(params.bounds_mm, params.bounds_deg)).mean()
-        ),
+        "bound_hit_fraction": float(bound_hits(worked).mean()),
         "discarded_fraction": float((table["status"] != "kept").mean()),
         "objective_gain_median": float(
             (worked["objective_refined"] - worked["objective_initial"]).median()

@@ -12,7 +12,6 @@ import pandas as pd
 
 from ..engine import FrameResult
 from ..engine.confidence import FEATURES
-from ..engine.refine import at_bound
 from ..transforms import POSE_COLUMNS
 from ..vocabulary import MASKS
 
@@ -75,10 +74,11 @@ def frame_table(fields) -> pd.DataFrame:
     return pd.DataFrame([frame_row(f) for f in fields])
 
 
-def bound_hits(table: pd.DataFrame, *, bounds=(1.0, 1.0)):
-    """Return, per row, whether a refined parameter ended at its search bound."""
-    eps = (
-        table[[f"{c}_refined" for c in POSE_COLUMNS]].to_numpy()
-        - table[list(POSE_COLUMNS)].to_numpy()
-    )
-    return at_bound(eps, bounds_mm=bounds[0], bounds_deg=bounds[1])
+def bound_hits(table: pd.DataFrame):
+    """Return, per row, whether the frame's search ended on its box's edge.
+
+    Read off the ``at_bound`` confidence feature (:func:`frame_row`), which the
+    search sets in the variables it moved (``engine.refine``); False for rows not
+    refined.
+    """
+    return table["at_bound"].fillna(0.0).to_numpy(float) > 0.5
