@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,8 @@ RAW_CASE_UPSTREAM = (
     "results/model/S01",
     ".snakemake/metadata",
 )
+#: The raw comparison's one sweep, simulated before both runs start.
+RAW_CASE_SWEEP = "results/simulate/sweep/S01/tibia-1"
 #: The jobs that those copies leave out of the raw comparison's simulate-mode run.
 SHARED_JOBS = {
     "simulate_recording",
@@ -278,7 +281,9 @@ def test_raw_mode_on_a_simulated_cohort_gives_the_simulated_release(finished, tm
     """Raw mode (issue 15) on simulate mode's cohort folders: the same release.
 
     The case and what may differ: ``tests/raw_release.py``. The raw-mode run
-    calibrates, registers and prepares from the raw folders itself.
+    calibrates, registers and prepares from the raw folders itself; once the sweep
+    is simulated, the two runs read only the cohort folders, so they run side by
+    side.
     """
     simulated = raw_release.prepare(tmp_path / "simulate")
     for name in RAW_CASE_UPSTREAM:
@@ -289,8 +294,8 @@ def test_raw_mode_on_a_simulated_cohort_gives_the_simulated_release(finished, tm
     counts = job_counts(dry.stdout)
     assert counts["simulate_sweep"] == counts["label_sweep"] == 1, counts
     assert not SHARED_JOBS & set(counts), counts
-    proc = snakemake(simulated, *args)
-    assert proc.returncode == 0, proc.stderr[-3000:] + failed_logs(simulated, proc)
+    sweep = snakemake(simulated, RAW_CASE_SWEEP, *raw_release.SIMULATE_ARGS)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
     raw = raw_release.prepare(tmp_path / "raw")  # raw.yaml: ../simulate/results/...
     dry = snakemake(raw, "-n", *raw_release.RAW_ARGS)
     assert dry.returncode == 0, dry.stderr[-3000:]
@@ -298,8 +303,16 @@ def test_raw_mode_on_a_simulated_cohort_gives_the_simulated_release(finished, tm
     assert SHARED_JOBS - {"simulate_recording", "simulate_specimen"} <= set(counts)
     assert "compute_poses" in counts, counts
     assert not any(r.startswith("simulate_") or r == "evaluate_sweep" for r in counts)
-    proc = snakemake(raw, raw_release.RELEASE, *raw_release.RAW_ARGS)
-    assert proc.returncode == 0, proc.stderr[-3000:] + failed_logs(raw, proc)
+    with ThreadPoolExecutor(2) as pool:
+        runs = {
+            simulated: pool.submit(snakemake, simulated, *args),
+            raw: pool.submit(
+                snakemake, raw, raw_release.RELEASE, *raw_release.RAW_ARGS
+            ),
+        }
+    for workdir, run in runs.items():
+        proc = run.result()
+        assert proc.returncode == 0, proc.stderr[-3000:] + failed_logs(workdir, proc)
     raw_release.compare_releases(simulated, raw)
 
 
