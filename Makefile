@@ -103,9 +103,10 @@ lint: setup
 	$(SNAKEMAKE) --lint
 
 # Two workers, one test file each at a time: the tiny workflow's run, the SLURM run
-# and the unit tests overlap (pytest-xdist).
+# and the unit tests overlap (pytest-xdist). Files in collection order, where
+# tests/conftest.py puts the slow ones first (xdist's default orders them by size).
 pytest: setup setup-model
-	$(BIN)/pytest -q -n $(CORES) --dist loadfile --durations=20
+	$(BIN)/pytest -q -n $(CORES) --dist loadfile --no-loadscope-reorder --durations=20
 
 # The SLURM test alone (also part of `make test`; skips without root or with real SLURM).
 test-slurm: setup

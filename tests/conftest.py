@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,15 @@ def appearance_dir() -> Path:
             f"appearance frames not found at {APPEARANCE} (../shared is absent)"
         )
     return APPEARANCE
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the files with the most slow tests first, each file's tests in order.
+
+    With ``-n 2 --dist loadfile --no-loadscope-reorder`` (``make pytest``) the two
+    workers start on the end-to-end runs (``slow``: the shared tiny run's file, then
+    the SLURM run) and the short files fill in behind them; by default xdist queues
+    the files by their number of tests, which put the one-test SLURM file last.
+    """
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])

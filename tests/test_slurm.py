@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -19,7 +20,11 @@ def cluster():
     if reason:
         pytest.skip(reason)
     try:
-        with ThrowawaySlurm() as running:
+        # The node claims twice the machine's cores (slurmd takes the configured count:
+        # SlurmdParameters=config_overrides): a sweep's group job reserves two CPUs for
+        # its parallel checks but runs its jobs one at a time, so with the true count
+        # the two sweeps' group jobs would queue one behind the other.
+        with ThrowawaySlurm(cpus=2 * (os.cpu_count() or 2)) as running:
             yield running
     except ClusterUnavailable as err:
         pytest.fail(f"throwaway SLURM cluster did not start: {err}")

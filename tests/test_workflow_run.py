@@ -1,4 +1,4 @@
-"""End to end on the tiny test case: run, rerun, report, snapshot, kill and resume."""
+"""End to end on the tiny case: run, rerun, report, snapshot, kill, resume, raw mode."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import raw_release
 from workflow_helpers import (
     BIN,
     REPO,
@@ -196,6 +198,12 @@ UPSTREAM = (
     "results/release/qa/lambda",
     ".snakemake/metadata",
 )
+#: ...and S02's finished sweeps (stores, digests, figures, public records): only
+#: S01's two label jobs run, side by side (``--cores 2``), so the kill interrupts both.
+FINISHED_SWEEPS = tuple(
+    f"results/{step}/S02"
+    for step in ("label", "verify", "release/qa", "release/public")
+)
 
 
 def upstream_of_labels(finished: Path, workdir: Path) -> None:
@@ -203,10 +211,10 @@ def upstream_of_labels(finished: Path, workdir: Path) -> None:
 
     Modification times travel along (``copy2``), so Snakemake sees the copies as up
     to date and the run starts at ``label_sweep``: the simulation, calibration,
-    poses, models and lambda choice are the uninterrupted run's, and the stores and
-    all that follows them are rebuilt.
+    poses, models and lambda choice are the uninterrupted run's, as are S02's
+    sweeps; S01's stores and all that follows them are rebuilt.
     """
-    for name in UPSTREAM:
+    for name in (*UPSTREAM, *FINISHED_SWEEPS):
         shutil.copytree(finished / name, workdir / name, symlinks=True)
 
 
@@ -218,7 +226,7 @@ def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_pat
     dry = snakemake(workdir, *ARGS, RELEASE, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-2000:]
     counts = job_counts(dry.stdout)
-    assert counts["label_sweep"] == 4
+    assert counts["label_sweep"] == 2
     assert not {"simulate_sweep", "compute_poses", "select_lambda"} & set(counts), (
         counts
     )
@@ -244,6 +252,68 @@ def test_kill_during_refinement_then_resume_gives_same_release(finished, tmp_pat
     )
     assert "resuming" in logs
     assert comparable(workdir) == comparable(finished)
+
+
+#: What the raw comparison's simulate-mode run takes from the uninterrupted run: the
+#: Z-phantom recording, specimen S01 and the jobs made of them alone (the same preset,
+#: seed and settings in both cases), with Snakemake's records of them.
+RAW_CASE_UPSTREAM = (
+    "results/simulate/recording",
+    "results/simulate/specimen/S01",
+    "results/calibrate",
+    "results/register/S01",
+    "results/model/S01",
+    ".snakemake/metadata",
+)
+#: The raw comparison's one sweep, simulated before both runs start.
+RAW_CASE_SWEEP = "results/simulate/sweep/S01/tibia-1"
+#: The jobs that those copies leave out of the raw comparison's simulate-mode run.
+SHARED_JOBS = {
+    "simulate_recording",
+    "simulate_specimen",
+    "calibrate_probe",
+    "register_specimen",
+    "prepare_specimen",
+}
+
+
+def test_raw_mode_on_a_simulated_cohort_gives_the_simulated_release(finished, tmp_path):
+    """Raw mode (issue 15) on simulate mode's cohort folders: the same release.
+
+    The case and what may differ: ``tests/raw_release.py``. The raw-mode run
+    calibrates, registers and prepares from the raw folders itself; once the sweep
+    is simulated, the two runs read only the cohort folders, so they run side by
+    side.
+    """
+    simulated = raw_release.prepare(tmp_path / "simulate")
+    for name in RAW_CASE_UPSTREAM:
+        shutil.copytree(finished / name, simulated / name, symlinks=True)
+    args = (raw_release.RELEASE, *raw_release.SIMULATE_ARGS)
+    dry = snakemake(simulated, *args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout)
+    assert counts["simulate_sweep"] == counts["label_sweep"] == 1, counts
+    assert not SHARED_JOBS & set(counts), counts
+    sweep = snakemake(simulated, RAW_CASE_SWEEP, *raw_release.SIMULATE_ARGS)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    raw = raw_release.prepare(tmp_path / "raw")  # raw.yaml: ../simulate/results/...
+    dry = snakemake(raw, "-n", *raw_release.RAW_ARGS)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout)
+    assert SHARED_JOBS - {"simulate_recording", "simulate_specimen"} <= set(counts)
+    assert "compute_poses" in counts, counts
+    assert not any(r.startswith("simulate_") or r == "evaluate_sweep" for r in counts)
+    with ThreadPoolExecutor(2) as pool:
+        runs = {
+            simulated: pool.submit(snakemake, simulated, *args),
+            raw: pool.submit(
+                snakemake, raw, raw_release.RELEASE, *raw_release.RAW_ARGS
+            ),
+        }
+    for workdir, run in runs.items():
+        proc = run.result()
+        assert proc.returncode == 0, proc.stderr[-3000:] + failed_logs(workdir, proc)
+    raw_release.compare_releases(simulated, raw)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

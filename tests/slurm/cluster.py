@@ -43,6 +43,7 @@ SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
+SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=300
 StateSaveLocation={root}/state

@@ -327,16 +327,23 @@ def test_at_bound_flags_parameters_at_the_box_edge():
     assert not at_bound(np.zeros(6), bounds_mm=0.0, bounds_deg=1.0)
 
 
+#: A select-lambda table of three lambdas, none at a bound: 10 corrects nothing, 1
+#: keeps 75 % of 0.1's correction, and 0.1 has the least label error (the truth's).
+THREE_LAMBDAS = {
+    "lam": [0.1, 1.0, 10.0],
+    "correction_mm_median": [0.4, 0.3, 0.0],
+    "bound_hit_fraction": [0.0, 0.0, 0.0],
+    "label_error_mm_median": [0.01, 0.05, 0.2],
+}
+
+
+def three_lambdas(discarded_fraction: list[float]) -> pd.DataFrame:
+    """:data:`THREE_LAMBDAS` with each lambda's discarded fraction."""
+    return pd.DataFrame({**THREE_LAMBDAS, "discarded_fraction": discarded_fraction})
+
+
 def test_choose_lambda_with_truth_takes_least_error_within_discard_bound():
-    table = pd.DataFrame(
-        {
-            "lam": [0.1, 1.0, 10.0],
-            "correction_mm_median": [0.4, 0.3, 0.0],
-            "bound_hit_fraction": [0.0, 0.0, 0.0],
-            "discarded_fraction": [0.5, 0.1, 0.0],
-            "label_error_mm_median": [0.01, 0.05, 0.2],
-        }
-    )
+    table = three_lambdas([0.5, 0.1, 0.0])
     lam, rule = choose_lambda(table, choose_by="truth")
     # 0.1 has the least error but discards half the frames: not allowed to win
     assert lam == 1.0 and "label error" in rule
@@ -358,15 +365,7 @@ def test_choose_lambda_without_truth_takes_strongest_penalty_that_still_corrects
 
 def test_choose_lambda_by_evidence_ignores_the_truth_columns():
     # the release's rule: a simulated table (with truth) chooses as a real one would
-    table = pd.DataFrame(
-        {
-            "lam": [0.1, 1.0, 10.0],
-            "correction_mm_median": [0.4, 0.3, 0.0],
-            "bound_hit_fraction": [0.0, 0.0, 0.0],
-            "discarded_fraction": [0.0, 0.0, 0.0],
-            "label_error_mm_median": [0.01, 0.05, 0.2],
-        }
-    )
+    table = three_lambdas([0.0, 0.0, 0.0])
     assert choose_lambda(table)[0] == 1.0
     assert choose_lambda(table.drop(columns="label_error_mm_median"))[0] == 1.0
     assert choose_lambda(table, choose_by="truth")[0] == 0.1

@@ -101,7 +101,6 @@ LONG_ALLOWED = {
     "engine/model.py:_fill_samples",
     "engine/objective.py:_evidence_sums",
     # public keyword signatures used by the CLI, the bench and the tests
-    "simulate/cohort.py:simulate_sweep",
     "engine/frame.py:process_frame",
     "engine/objective.py:__init__",  # Eq3Objective: the printed Eq. 3's six inputs
 }

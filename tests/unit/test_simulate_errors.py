@@ -15,9 +15,9 @@ from ultrabones.io.stl import read_stl
 from ultrabones.simulate.anatomy import make_anatomy
 from ultrabones.simulate.cohort import (
     GAMMA_MM,
+    SweepId,
     _plan,
     _sources,
-    _SweepId,
     _unmodelled_in_view,
     simulate_specimen,
     sweep_scene,
@@ -72,7 +72,7 @@ def _plans(preset, sweeps, frames, *, specimens=("S01",), seed=0):
         scene = sweep_scene(anatomy, anatomy.bones, _sources(preset, PAPER))
         for sweep in sweeps:
             _, _, plan = _plan(
-                preset, _SweepId(seed, specimen, sweep), frames, PAPER, anatomy, scene
+                preset, SweepId(seed, specimen, sweep), frames, PAPER, anatomy, scene
             )
             out.append((scene, plan))
     return out

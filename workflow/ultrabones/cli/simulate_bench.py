@@ -59,21 +59,14 @@ def _rates(args, frames: int) -> dict:
     import tempfile
     import time
 
-    from ..simulate.cohort import simulate_specimen, simulate_sweep
+    from ..simulate.cohort import SweepId, simulate_specimen, write_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or tmp
         simulate_specimen(out, preset="paper", seed=args.seed, specimen="S01")
         start, cpu = time.perf_counter(), time.process_time()
-        simulate_sweep(
-            out,
-            preset="paper",
-            seed=args.seed,
-            specimen="S01",
-            sweep="fibula-1",
-            frames=frames,
-            truth=args.truth,
-        )
+        ident = SweepId(args.seed, "S01", "fibula-1")
+        write_sweep(out, ident, preset="paper", frames=frames, truth=args.truth)
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
     return {

@@ -79,6 +79,7 @@ from .segmentation import segment_bone
 
 __all__ = [
     "GAMMA_MM",
+    "SweepId",
     "SweepScene",
     "ct_bones",
     "misalignment_3d_mm",
@@ -87,6 +88,7 @@ __all__ = [
     "simulate_cohort",
     "simulate_specimen",
     "simulate_sweep",
+    "write_sweep",
     "sweep_plans",
     "unmodelled_at",
 ]
@@ -332,7 +334,7 @@ def _drift(rng, world_image, t_ms, *, centre_ct, duration_ms, sources, grid):
 
 
 @dataclass(frozen=True)
-class _SweepId:
+class SweepId:
     """One sweep of one cohort: names the random streams its draws come from."""
 
     seed: int
@@ -392,7 +394,7 @@ class _Setting:
     grid: ImageGrid
 
 
-def _probe_path(ident: _SweepId, frames: int, setting: _Setting) -> tuple:
+def _probe_path(ident: SweepId, frames: int, setting: _Setting) -> tuple:
     """Draw the segment, image clock, probe path and specimen marker pose of a sweep.
 
     All four come from the sweep's "path" stream, in this order, which fixes the bytes.
@@ -413,7 +415,7 @@ def _probe_path(ident: _SweepId, frames: int, setting: _Setting) -> tuple:
 
 
 def _streams(
-    ident: _SweepId, setting: _Setting, clock: _Clock, path, tracker_from_specimen
+    ident: SweepId, setting: _Setting, clock: _Clock, path, tracker_from_specimen
 ):
     """Tracker streams of the probe and specimen markers over the whole path."""
     tracker_t = np.round(
@@ -435,7 +437,7 @@ def _streams(
     )
 
 
-def _true_poses(ident: _SweepId, setting: _Setting, clock: _Clock, path, segment):
+def _true_poses(ident: SweepId, setting: _Setting, clock: _Clock, path, segment):
     """World and bone-relative CT<-image poses per frame, and the bones' drift (mm).
 
     The image is taken ``dt_ms`` after its stamp (the true lag).
@@ -455,7 +457,7 @@ def _true_poses(ident: _SweepId, setting: _Setting, clock: _Clock, path, segment
     return world_image, true_image, drift_mm
 
 
-def _recorded_probe(ident: _SweepId, setting: _Setting, streams, world_image, q_ms):
+def _recorded_probe(ident: SweepId, setting: _Setting, streams, world_image, q_ms):
     """Return the record's CT<-probe poses per frame.
 
     Exact errors give the true world poses; otherwise the tracker streams at the
@@ -475,7 +477,7 @@ def _recorded_probe(ident: _SweepId, setting: _Setting, streams, world_image, q_
     )
 
 
-def _plan(preset, ident: _SweepId, frames, model, anatomy, scene):
+def _plan(preset, ident: SweepId, frames, model, anatomy, scene):
     """Draw the probe path, tracker streams and the record's error-carrying poses."""
     probe = true_probe(preset, ident.seed)
     setting = _Setting(
@@ -599,9 +601,8 @@ def simulate_sweep(
     sweep: str,
     frames: int | None = None,
     errors: str = "paper",
-    truth: bool = True,
 ) -> Path:
-    """Simulate one sweep (and its specimen files if missing) into cohort ``out``.
+    """Simulate a sweep and its truth (its specimen files too, if missing) in ``out``.
 
     Parameters
     ----------
@@ -613,6 +614,38 @@ def simulate_sweep(
     frames : int, optional
         Frames to simulate (default: the preset's).
     errors : {"paper", "none"}
+
+    Returns
+    -------
+    sweep_dir : Path
+
+    See Also
+    --------
+    write_sweep : the same by the sweep's ID, and optionally without the truth.
+    """
+    ident = SweepId(seed, specimen, sweep)
+    return write_sweep(out, ident, preset=preset, frames=frames, errors=errors)
+
+
+def write_sweep(
+    out: str | Path,
+    ident: SweepId,
+    *,
+    preset,
+    frames: int | None = None,
+    errors: str = "paper",
+    truth: bool = True,
+) -> Path:
+    """Simulate sweep ``ident`` (its specimen files first if missing) into ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Cohort folder.
+    ident : SweepId
+        Cohort seed, specimen and sweep.
+    preset, frames, errors
+        As :func:`simulate_sweep`'s.
     truth : bool
         Write the truth masks and poses (the benchmark may skip them).
 
@@ -620,6 +653,7 @@ def simulate_sweep(
     -------
     sweep_dir : Path
     """
+    seed, specimen, sweep = ident.seed, ident.specimen, ident.sweep
     preset = _check(preset, specimen, sweep, frames, errors)
     model = ERROR_MODELS[errors]
     frames = int(frames or preset.frames_per_sweep)
@@ -633,9 +667,7 @@ def simulate_sweep(
     # The record's labels (truth only) use the CT models as written, float32 and all.
     ct = {name: read_stl(p) for name, p in _ct_paths(root).items()} if truth else None
     scene = sweep_scene(anatomy, ct, _sources(preset, model))
-    streams, cal, plan = _plan(
-        preset, _SweepId(seed, specimen, sweep), frames, model, anatomy, scene
-    )
+    streams, cal, plan = _plan(preset, ident, frames, model, anatomy, scene)
     sweep_dir = sweep_folder(out, specimen, sweep)
     truth_dir = truth_of(sweep_dir, "sweep")
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -826,6 +858,6 @@ def sweep_plans(preset, *, seed: int, errors: str = "paper", frames: int | None 
         scene = sweep_scene(anatomy, ct, sources)
         for sweep in preset.sweeps:
             _, _, plan = _plan(
-                preset, _SweepId(seed, specimen, sweep), frames, model, anatomy, scene
+                preset, SweepId(seed, specimen, sweep), frames, model, anatomy, scene
             )
             yield specimen, sweep, scene, plan
