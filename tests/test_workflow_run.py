@@ -72,7 +72,34 @@ def manifest(workdir: Path) -> str:
     return (workdir / "results" / "release" / "manifest.sha256").read_text()
 
 
+#: Share of the snapshot's released frames whose kept/discarded outcome may differ on
+#: another machine. The refinement's search amplifies the last-digit differences of
+#: the CPU's BLAS kernels. At commit 4c20a59, on one machine, OpenBLAS's Haswell and
+#: SkylakeX kernels released 42 and 36 of the tiny preset's 48 frames, and the
+#: machine that made that snapshot released 33 (docs/results/test_budget.md).
+FRAMES_MAY_FLIP = 0.35
+
+
+def _frame_stamp(path: str) -> str | None:
+    """Return the frame timestamp in a released file's name, or None."""
+    found = re.search(r"(?<![\d-])(\d{5,})(?=[_.])", path.rsplit("/", 1)[-1])
+    return found.group(1) if found else None
+
+
+def _by_frame(names: list[str]) -> tuple[list[str], dict[str, frozenset]]:
+    """Split release files into the per-release ones and each frame's file forms."""
+    fixed, frames = [], {}
+    for name in names:
+        stamp = _frame_stamp(name)
+        if stamp is None:
+            fixed.append(name)
+        else:
+            frames.setdefault(stamp, set()).add(name.replace(stamp, "{t}"))
+    return fixed, {k: frozenset(v) for k, v in frames.items()}
+
+
 def test_release_files_match_snapshot(finished):
+    """The release's files are the snapshot's; a few frames may flip (see above)."""
     files = [
         f
         for f in result_files(finished)
@@ -81,8 +108,18 @@ def test_release_files_match_snapshot(finished):
         and "/public/" not in f
         and "/audit/" not in f  # one thumbnail a frame: test_each_sweep_has_...
     ]
-    expected = (CASE / "release_files.txt").read_text().split()
-    assert files == expected
+    fixed, frames = _by_frame(files)
+    fixed_expected, expected = _by_frame(
+        (CASE / "release_files.txt").read_text().split()
+    )
+    assert fixed == fixed_expected
+    flipped = set(frames) ^ set(expected)
+    assert len(flipped) <= FRAMES_MAY_FLIP * len(expected), sorted(flipped)
+    for stamp in set(frames) & set(expected):
+        assert frames[stamp] == expected[stamp], stamp
+    # a frame the snapshot lacks is released in the forms of one of its sweep's frames
+    for stamp in set(frames) - set(expected):
+        assert frames[stamp] in expected.values(), stamp
 
 
 def test_splits_match_snapshot_checksum(finished):
