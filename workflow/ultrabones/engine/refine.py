@@ -112,10 +112,10 @@ def _compass(objective, start, bounds, moves=None) -> tuple[np.ndarray, float]:
     return best, value
 
 
-class InPlane:
+class LocalMotion:
     """An objective over some local motions of the image about a pivot.
 
-    ``InPlane(objective, centre)(u)`` is ``objective`` at the pose offsets that move
+    ``LocalMotion(objective, centre)(u)`` is ``objective`` at the pose offsets that move
     the image by ``u`` along the components ``axes`` of its local motion about
     ``centre`` (:meth:`~ultrabones.engine.geometry.FrameGeometry.eps_from_local`;
     default :data:`IN_PLANE`), the other components zero.
@@ -181,7 +181,7 @@ def _pull_back(search, x, value, gain, flat, inside, *, fraction):
     """Undo the components of ``x`` along which the evidence is (nearly) flat.
 
     ``x`` is a local motion of the image about the bone (``search``: an
-    :class:`InPlane`). First its components along the geometrically flat
+    :class:`LocalMotion`). First its components along the geometrically flat
     directions ``flat`` (:func:`~ultrabones.engine.geometry.flat_directions`) are
     removed together; then its components are set to zero, cheapest first, while
     the objective loses less than ``fraction``
@@ -203,15 +203,15 @@ def _zero_cheapest(search, x, value, budget, inside):
     n = len(x)
     trials = np.repeat(x[None], n, axis=0)
     trials[np.arange(n), np.arange(n)] = 0.0
+    moved = _moves(search, x)
     for i in np.argsort(-search(trials)):
         trial = x.copy()
         trial[i] = 0.0
         if not inside(trial):
             continue
-        cand_value = float(search(trial[None])[0])
-        moves = _moves(search, trial) <= _moves(search, x)
-        if cand_value >= budget and moves:
-            x, value = trial, cand_value
+        cand_value, cand_moved = float(search(trial[None])[0]), _moves(search, trial)
+        if cand_value >= budget and cand_moved <= moved:
+            x, value, moved = trial, cand_value, cand_moved
     return x, value
 
 
@@ -232,7 +232,7 @@ def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Ref
         Maps perturbations ``(s, 6)`` to values ``(s,)``; has ``evaluations``.
     params : EngineParams
         ``motion``: with ``pull``, ``in_plane`` searches the in-plane motions of the
-        image about the pivot (:class:`InPlane`), ``rigid`` the six offsets.
+        image about the pivot (:class:`LocalMotion`), ``rigid`` the six offsets.
     rng : numpy.random.Generator
     coarse : callable, optional
         A cheaper version of the objective for the global (DE) stage.
@@ -255,7 +255,7 @@ def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Ref
     eps, value = _search(objective, coarse, bounds, params, rng, prior)
     start = float(objective(np.zeros((1, 6)))[0])
     if pull is not None and value > start:
-        local = InPlane(objective, pull[0], axes=range(6))
+        local = LocalMotion(objective, pull[0], axes=range(6))
 
         def inside(x) -> bool:
             cand = local.eps(x)
@@ -274,9 +274,8 @@ def refine(objective, *, params, rng, coarse=None, pull=None, prior=None) -> Ref
         eps = eps if np.array_equal(x, before) else local.eps(x)
     if value < start:
         eps, value = np.zeros(6), start
-    return Refinement(
-        eps, start, value, _used(objective, coarse), bool(_on_edge(eps, bounds[:, 1]))
-    )
+    bound = at_bound(eps, bounds_mm=params.bounds_mm, bounds_deg=params.bounds_deg)
+    return Refinement(eps, start, value, _used(objective, coarse), bool(bound))
 
 
 def _used(objective, coarse) -> int:
@@ -297,18 +296,18 @@ def _search(objective, coarse, bounds, params, rng, prior):
 
 
 def _refine_in_plane(objective, params, rng, coarse, pull, prior) -> Refinement:
-    """:func:`refine` over the in-plane motions about the pivot (:class:`InPlane`).
+    """:func:`refine` over the in-plane motions about the pivot (:class:`LocalMotion`).
 
     The box is ``bounds_mm`` on the two shifts and ``bounds_deg`` on the rotation;
     ``pull``'s flat directions are over these three motions.
     """
     centre, flat = pull
-    plane = InPlane(objective, centre)
+    plane = LocalMotion(objective, centre)
     bounds = _bounds(params)[IN_PLANE]
     if prior is not None:
         prior = objective.geom.local_from_eps(np.asarray(prior, float), centre)
         prior = prior[IN_PLANE]
-    rough = None if coarse is None else InPlane(coarse, centre)
+    rough = None if coarse is None else LocalMotion(coarse, centre)
     u, value = _search(plane, rough, bounds, params, rng, prior)
     start = float(plane(np.zeros((1, 3)))[0])
     if value > start:

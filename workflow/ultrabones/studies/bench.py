@@ -185,10 +185,6 @@ def truth_row(result, full_truth, visible_truth, *, spacing_mm) -> dict:
     return out
 
 
-def _mean_distance(ct_from_a, ct_from_b, points) -> float:
-    return _pixel_distance(ct_from_a, points, ct_from_b, points)
-
-
 def _pixel_distance(ct_from_a, points_a, ct_from_b, points_b) -> float:
     """Mean CT distance of the points ``points_a`` under ``ct_from_a`` and ``_b``."""
     a, b = apply_rigid(ct_from_a, points_a), apply_rigid(ct_from_b, points_b)
@@ -260,8 +256,8 @@ def pose_errors(
             if len(rc["label"])
             else np.nan
         )
-        out[f"fiducial_error_mm_{stage}"] = _mean_distance(
-            ct_from_probe, true_probe, fid
+        out[f"fiducial_error_mm_{stage}"] = _pixel_distance(
+            ct_from_probe, fid, true_probe, fid
         )
     return out
 
@@ -332,7 +328,7 @@ def true_placement(truth) -> dict:
     """Return the :class:`TruePlacement` per timestamp of a simulated sweep.
 
     ``depth_scale`` is the sweep's true-over-displayed depth ratio (the simulator's
-    speed of sound; 1 in truth tables written before it existed).
+    speed of sound).
     """
     from ..io.calibration import read_calibration
     from ..io.record import read_poses_table
@@ -341,7 +337,7 @@ def true_placement(truth) -> dict:
     calibration = read_calibration(truth.parents[3] / "calibration.yaml")
     ct_from_probe = matrix_from_params(poses[list(POSE_COLUMNS)].to_numpy(float))
     placed = ct_from_probe @ calibration.probe_from_image
-    scale = poses.get("depth_scale", pd.Series(1.0, index=poses.index)).to_numpy(float)
+    scale = poses["depth_scale"].to_numpy(float)
     stamps = poses["timestamp"].astype(int).tolist()
     return {
         t: TruePlacement(m, float(k))
